@@ -10,10 +10,14 @@ import argparse
 import importlib
 import sys
 
-from .data.types import DataError
-
 COMMAND_MODULES = [
     "neuro_erc.data.cli",
+    "neuro_erc.features.cli",
+    "neuro_erc.train",
+    "neuro_erc.evaluate",
+    "neuro_erc.export.cli",
+    "neuro_erc.bench",
+    "neuro_erc.viz",
 ]
 
 
@@ -32,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:  # DataError is a ValueError
         print(f"neuro-erc {args.command}: error: {err}", file=sys.stderr)
         return 2
 

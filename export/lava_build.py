@@ -1,0 +1,462 @@
+r"""NIR graph → the plan of a Lava network (pure numpy/scipy; ``lava_run`` instantiates it).
+
+**Structure.** Every spiking NIR node (LIF, Threshold) becomes a *population* inside one of a
+few neuron processes, grouped by decay (leaky LIF vs memoryless units), so the OS-process count
+stays small whatever the core's size; every group pair gets one ``Sparse`` process holding the
+per-utterance expansion of the graph's linear nodes (CSR, in NIR units: the weights as
+exported). The analog input is constant over T, so the input layer's current ``W·x + b`` is
+the bias of the input-driven neurons, which get a group of their own: only that small
+process is written per dialogue.
+
+**Time.** Every Lava synapse delays by one step (RESEARCH §6), while Norse — and NIR's
+semantics here — update the whole graph within one step. A node whose spiking sources are at
+most h synapse hops from the input sits at hop h + 1 and computes Norse step t at Lava step
+t + hop. Where paths of different length meet (residuals; Q meeting the context) the shorter
+one runs through *relays* — memoryless units with threshold 0.5 and weight 1, an identity with
+one step of delay. Each unit is live only in its window (steps hop+1 … hop+T of every period
+of ``T + latency`` steps; :mod:`.lava_procs`), so biases stay in the neurons and dialogues
+stream back to back.
+
+**Neurons.** Two mappings of a population's NIR parameters:
+
+* exact float: :mod:`.lava_procs`' ``BoxLIF``, Norse's step in float32 (the plan as is);
+* Lava's standard ``lava.proc.lif.LIF`` (:func:`lava_lif_network`, run as ``WindowedLIF``):
+  ``u ← u(1 − du) + a_in``, ``v ← v(1 − dv) + u + bias``, spike where ``v > vth``, ``v ← 0``.
+  With ``du = 1`` (no current), a NIR LIF (a = dt/τ, θ = v_th − v_reset) maps to ``dv = a``,
+  ``v' = (v − v_reset)/θ``, synapses scaled by ``a·r/θ``, constant bias ``a(v_leak − v_reset)/θ``
+  and ``vth = 1``: the same recursion, shifted so that reset-to-0 is reset-to-v_reset. A
+  Threshold θ is memoryless (``dv = 1``) with synapses scaled by ``1/θ``. Same in exact
+  arithmetic; in float64 it differs from Norse's float32 where Norse's voltage rounds onto
+  the threshold.
+* fixed point (:func:`quantize`, Loihi's bit-accurate models) from the standard mapping: per
+  process a voltage scale S = 2^k (``vthMant = S·vth/64``), ``dv = round(4096·a)``, ``du = 4095``
+  (+1 offset: no current memory), weights as even 8-bit mantissas with one exponent per
+  ``Sparse`` process, biases as 13-bit mantissas with per-neuron exponents. RESEARCH §6's
+  ``vThMant = 64·v_th`` is the case S = 4096.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nir
+import numpy as np
+from scipy import sparse
+
+from .nir_sim import topological_order
+
+RELAY_THRESHOLD = 0.5  # a relay (weight 1) passes every spike on, one step later
+LINEAR_TYPES = (nir.Conv1d, nir.Affine, nir.Linear)
+NEURON_FIELDS = ("r", "v_leak", "v_th", "v_reset")
+ARRAY_FIELDS = (*NEURON_FIELDS, "bias", "hop")
+
+
+@dataclass
+class Population:
+    """Neurons ``offset : offset + size`` of ``group``: a NIR node or a relay stage."""
+
+    name: str
+    group: str
+    offset: int
+    size: int
+    shape: tuple[int, ...]
+    hop: int
+    kind: str  # "node" | "relay"
+
+
+@dataclass
+class Group:
+    """One neuron process. ``decay`` is Norse's float32 dt/τ (1 = memoryless: ``z = Θ(I − v_th)``),
+    ``tau`` the membrane time constant in seconds (0 when memoryless).
+
+    Per-neuron arrays in NIR units: ``r``, ``v_leak``, ``v_th``, ``v_reset`` (memoryless units:
+    1, 0, θ, 0), ``bias`` and ``hop`` (a unit at hop h computes one dialogue in Lava steps
+    h+1 … h+T of each period of ``T + latency`` steps).
+    """
+
+    name: str
+    decay: float
+    tau: float
+    size: int
+    r: np.ndarray
+    v_leak: np.ndarray
+    v_th: np.ndarray
+    v_reset: np.ndarray
+    bias: np.ndarray
+    hop: np.ndarray
+
+    @property
+    def memoryless(self) -> bool:
+        return self.decay == 1.0
+
+
+@dataclass
+class Connection:
+    """One ``Sparse`` process: ``a_out = weights @ s_in`` from ``src`` to ``dst`` group."""
+
+    src: str
+    dst: str
+    weights: sparse.csr_matrix
+
+
+@dataclass
+class InputDrive:
+    """Per-dialogue bias of a hop-0 population: ``bias[pop] += matrix @ x.ravel()``."""
+
+    population: str
+    matrix: sparse.csr_matrix
+
+
+@dataclass
+class LavaPlan:
+    """Everything needed to instantiate and read the Lava network of one NIR graph."""
+
+    groups: dict[str, Group]
+    populations: dict[str, Population]
+    connections: list[Connection]
+    drives: list[InputDrive]
+    input_shape: tuple[int, ...]
+    outputs: list[str]  # spiking nodes whose sum is the graph's Output
+    T: int
+    dt: float
+    latency: int  # hop of the deepest node
+
+    @property
+    def steps(self) -> int:
+        return self.T + self.latency
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(g.size for g in self.groups.values())
+
+    @property
+    def n_synapses(self) -> int:
+        return sum(c.weights.nnz for c in self.connections)
+
+    @property
+    def input_groups(self) -> list[str]:
+        """Groups whose bias carries the analog input (rewritten for every dialogue)."""
+        return sorted({self.populations[d.population].group for d in self.drives})
+
+    def node_populations(self) -> list[Population]:
+        return [p for p in self.populations.values() if p.kind == "node"]
+
+    def dialogue_bias(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Each group's neuron bias (NIR units) for a dialogue with analog input ``x`` (the Input's shape)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != self.input_shape:
+            raise ValueError(f"input must have shape {self.input_shape}, got {x.shape}")
+        bias = {name: g.bias.copy() for name, g in self.groups.items()}
+        for drive in self.drives:
+            pop = self.populations[drive.population]
+            bias[pop.group][pop.offset: pop.offset + pop.size] += drive.matrix @ x.ravel()
+        return bias
+
+
+# ---------------------------------------------------------------- NIR nodes as sparse matrices
+
+def linear_matrix(node: nir.NIRNode, in_shape: tuple[int, ...]) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """The node's map on C-order flattened vectors: (matrix, bias vector)."""
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        w = np.asarray(node.weight, dtype=np.float64)
+        b = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else np.zeros(w.shape[0])
+        return sparse.csr_matrix(w), b
+    if not isinstance(node, nir.Conv1d) or node.groups != 1:
+        raise NotImplementedError(f"no Lava mapping for {type(node).__name__} (groups={getattr(node, 'groups', '-')})")
+    w = np.asarray(node.weight, dtype=np.float64)
+    c_in, l_in = in_shape
+    stride, dilation, kernel = int(node.stride), int(node.dilation), w.shape[2]
+    pad = int(node.padding) if not isinstance(node.padding, str) else (0 if node.padding == "valid" else dilation * (kernel - 1) // 2)
+    l_out = (l_in + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+    matrix = sparse.csr_matrix((w.shape[0] * l_out, c_in * l_in))
+    for k in range(kernel):
+        j = np.arange(l_out)
+        p = j * stride + k * dilation - pad
+        ok = (p >= 0) & (p < l_in)
+        select = sparse.csr_matrix((np.ones(ok.sum()), (j[ok], p[ok])), shape=(l_out, l_in))
+        matrix = matrix + sparse.kron(sparse.csr_matrix(w[:, :, k]), select, format="csr")
+    return matrix.tocsr(), np.repeat(np.asarray(node.bias, dtype=np.float64), l_out)
+
+
+@dataclass
+class _Drive:
+    """What drives one spiking node: spiking sources (with matrices), input matrices, bias."""
+
+    sources: list
+    inputs: list
+    bias: np.ndarray
+
+
+def _node_drives(graph: nir.NIRGraph) -> tuple[dict[str, _Drive], list[str], dict[str, tuple[int, ...]]]:
+    preds = defaultdict(list)
+    for src, dst in graph.edges:
+        preds[dst].append(src)
+    shapes = {name: tuple(int(s) for s in node.output_type["output"]) for name, node in graph.nodes.items()
+              if not isinstance(node, nir.Output)}
+    spiking = [n for n in topological_order(graph) if isinstance(graph.nodes[n], (nir.LIF, nir.Threshold))]
+    drives: dict[str, _Drive] = {}
+    for name in spiking:
+        size = int(np.prod(shapes[name]))
+        drive = _Drive([], [], np.zeros(size))
+        for src in preds[name]:
+            node = graph.nodes[src]
+            if isinstance(node, nir.Input):
+                drive.inputs.append(sparse.identity(size, format="csr"))
+            elif isinstance(node, (nir.LIF, nir.Threshold)):
+                drive.sources.append((src, sparse.identity(size, format="csr")))
+            elif isinstance(node, LINEAR_TYPES):
+                unrolled = {}  # one expansion per input shape, shared by every term of a residual sum
+                for upstream in preds[src]:
+                    if shapes[upstream] not in unrolled:
+                        unrolled[shapes[upstream]] = linear_matrix(node, shapes[upstream])
+                    matrix, bias = unrolled[shapes[upstream]]
+                    if isinstance(graph.nodes[upstream], nir.Input):
+                        drive.inputs.append(matrix)
+                    elif isinstance(graph.nodes[upstream], (nir.LIF, nir.Threshold)):
+                        drive.sources.append((upstream, matrix))
+                    else:
+                        raise NotImplementedError(f"{upstream} -> {src} -> {name}: chained linear nodes are not mapped")
+                drive.bias += bias
+            else:
+                raise NotImplementedError(f"edge {src} -> {name}: a {type(node).__name__} node may not feed a neuron")
+        if drive.inputs and drive.sources:
+            raise NotImplementedError(f"{name} mixes the analog input with spikes; only input-only layers fold into a bias")
+        drives[name] = drive
+    (out_name,) = graph.outputs
+    if any(not isinstance(graph.nodes[s], (nir.LIF, nir.Threshold)) for s in preds[out_name]):
+        raise NotImplementedError("the Output node must be fed directly by spiking nodes")
+    return drives, preds[out_name], shapes
+
+
+def _neuron_params(node: nir.NIRNode, dt: float, size: int) -> tuple[float, float, dict[str, np.ndarray]]:
+    """(decay, tau, per-neuron r, v_leak, v_th, v_reset) of one spiking node."""
+    flat = lambda a: np.broadcast_to(np.asarray(a, dtype=np.float64), node.output_type["output"]).ravel().copy()  # noqa: E731
+    if isinstance(node, nir.Threshold):
+        return 1.0, 0.0, {"r": np.ones(size), "v_leak": np.zeros(size), "v_th": flat(node.threshold), "v_reset": np.zeros(size)}
+    tau = flat(node.tau)
+    if np.any(tau != tau[0]):
+        raise NotImplementedError("a LIF node with non-uniform tau cannot share one decay")
+    decay = np.float32(dt) * np.float32(1.0 / tau[0])  # Norse's float32 a = dt·τ⁻¹
+    if decay >= 1.0:
+        raise NotImplementedError(f"a LIF with tau <= dt (decay {decay}) keeps no memory; it is not mapped to Lava")
+    return float(decay), float(tau[0]), {"r": flat(node.r), "v_leak": flat(node.v_leak), "v_th": flat(node.v_threshold),
+                             "v_reset": flat(node.v_reset)}
+
+
+def _relay_units(size: int) -> dict[str, np.ndarray]:
+    return {"r": np.ones(size), "v_leak": np.zeros(size), "v_th": np.full(size, RELAY_THRESHOLD),
+            "v_reset": np.zeros(size), "bias": np.zeros(size)}
+
+
+def _assemble(items: list[tuple[Population, Population, sparse.csr_matrix]], shape: tuple[int, int]) -> sparse.csr_matrix:
+    """One CSR matrix from (source, target, block) pieces placed at the populations' offsets."""
+    nnz = sum(m.nnz for _, _, m in items)
+    rows, cols, data = np.empty(nnz, np.int32), np.empty(nnz, np.int32), np.empty(nnz)
+    at = 0
+    for src, dst, matrix in items:
+        coo = matrix.tocoo()
+        rows[at: at + coo.nnz], cols[at: at + coo.nnz], data[at: at + coo.nnz] = coo.row + dst.offset, coo.col + src.offset, coo.data
+        at += coo.nnz
+    weights = sparse.csr_matrix((data, (rows, cols)), shape=shape)
+    weights.eliminate_zeros()
+    return weights
+
+
+def build_plan(graph: nir.NIRGraph, T: int | None = None, dt: float | None = None) -> LavaPlan:
+    """Plan the Lava network of ``graph`` (T and dt default to its metadata)."""
+    T = int(graph.metadata["T"] if T is None else T)
+    dt = float(graph.metadata["dt"] if dt is None else dt)
+    drives, outputs, shapes = _node_drives(graph)
+    (input_node,) = graph.inputs.values()
+
+    hop = {}
+    for name, drive in drives.items():  # drives are in topological order
+        hop[name] = 1 + max((hop[s] for s, _ in drive.sources), default=-1)
+    delay_needed = defaultdict(int)  # spiking node -> longest relay chain its readers need
+    for name, drive in drives.items():
+        for src, _ in drive.sources:
+            delay_needed[src] = max(delay_needed[src], hop[name] - hop[src] - 1)
+
+    groups: dict[str, Group] = {}
+    parts: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    populations: dict[str, Population] = {}
+
+    group_of = {}  # (decay, tau, input-driven) -> group name
+
+    def add(name: str, decay: float, tau: float, shape: tuple[int, ...], hop_: int, kind: str, arrays: dict[str, np.ndarray],
+            driven: bool = False):
+        key = (decay, tau, driven)
+        if key not in group_of:
+            stem = "input" if driven else ("gates" if decay == 1.0 else "leaky")
+            group_of[key] = f"{stem}{sum(n.startswith(stem) for n in groups)}"
+            groups[group_of[key]] = Group(group_of[key], decay, tau, 0, *(np.zeros(0) for _ in ARRAY_FIELDS))
+        g = groups[group_of[key]]
+        size = int(np.prod(shape))
+        populations[name] = Population(name, g.name, g.size, size, tuple(shape), hop_, kind)
+        g.size += size
+        for field_, value in {**arrays, "hop": np.full(size, hop_)}.items():
+            parts[g.name][field_].append(value)
+
+    for name, drive in drives.items():
+        size = drive.bias.size
+        decay, tau, params = _neuron_params(graph.nodes[name], dt, size)
+        add(name, decay, tau, shapes[name], hop[name], "node", {**params, "bias": drive.bias}, driven=bool(drive.inputs))
+    for src, delay in delay_needed.items():
+        for k in range(1, delay + 1):
+            add(f"{src}@relay{k}", 1.0, 0.0, shapes[src], hop[src] + k, "relay", _relay_units(populations[src].size))
+    for name, g in groups.items():
+        for key in ARRAY_FIELDS:
+            setattr(g, key, np.concatenate(parts[name][key]))
+
+    blocks = defaultdict(list)
+    for name, drive in drives.items():
+        dst = populations[name]
+        for src, matrix in drive.sources:
+            delay = hop[name] - hop[src] - 1
+            source = populations[src if delay == 0 else f"{src}@relay{delay}"]
+            blocks[(source.group, dst.group)].append((source, dst, matrix))
+    for src, delay in delay_needed.items():
+        for k in range(1, delay + 1):
+            prev, relay = populations[src if k == 1 else f"{src}@relay{k - 1}"], populations[f"{src}@relay{k}"]
+            blocks[(prev.group, relay.group)].append((prev, relay, sparse.identity(prev.size, format="csr")))
+
+    connections = [Connection(src_g, dst_g, _assemble(items, (groups[dst_g].size, groups[src_g].size)))
+                   for (src_g, dst_g), items in blocks.items()]
+    input_drives = [InputDrive(name, sum(d.inputs).tocsr()) for name, d in drives.items() if d.inputs]
+    in_shape = tuple(int(s) for s in input_node.input_type["input"])
+    return LavaPlan(groups, populations, connections, input_drives, in_shape, list(outputs), T, dt, latency=max(hop.values()))
+
+
+# ---------------------------------------------------------------- Lava's standard LIF
+
+@dataclass
+class LIFGroup:
+    """Parameters of one ``lava.proc.lif.LIF`` process (floating point): vth = 1, du = 1."""
+
+    dv: float
+    row_scale: np.ndarray  # multiplies every synapse (and bias) into a neuron
+    const: np.ndarray  # a·(v_leak − v_reset)/θ, part of the neuron's bias
+    v_init: np.ndarray  # (v_leak − v_reset)/θ: Norse's rest, a fixed point while the input is 0
+
+
+@dataclass
+class LIFNetwork:
+    groups: dict[str, LIFGroup]
+    weights: list[sparse.csr_matrix]  # plan.connections scaled into their target neurons' units
+
+    def bias(self, plan_bias: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: g.row_scale * plan_bias[name] + g.const for name, g in self.groups.items()}
+
+
+def lava_lif_network(plan: LavaPlan) -> LIFNetwork:
+    """Map every group onto Lava's standard LIF (see the module docstring)."""
+    groups = {}
+    for name, g in plan.groups.items():
+        theta = g.v_th - g.v_reset
+        if np.any(theta <= 0):
+            raise NotImplementedError(f"group {name}: Lava's LIF needs v_th > v_reset (reset is to 0, threshold > 0)")
+        if g.memoryless:
+            groups[name] = LIFGroup(1.0, 1.0 / theta, np.zeros(g.size), np.zeros(g.size))
+        else:
+            a = plan.dt / g.tau  # float64 dt/τ: rounds onto Norse's float32 ties more often than fl32(a) does
+            rest = (g.v_leak - g.v_reset) / theta
+            groups[name] = LIFGroup(a, a * g.r / theta, a * rest, rest)
+    weights = [(sparse.diags(groups[c.dst].row_scale) @ c.weights).tocsr() for c in plan.connections]
+    return LIFNetwork(groups, weights)
+
+
+@dataclass
+class FixedGroup:
+    scale: float  # integer voltage units per float unit (vth = 1 ↦ 64·vth_mant)
+    du: int
+    dv: int
+    vth: int
+    v_init: np.ndarray
+
+
+@dataclass
+class FixedPlan:
+    groups: dict[str, FixedGroup]
+    weights: list[sparse.csr_matrix]  # per plan connection: even integers in [-256, 254]
+    weight_exps: list[int]
+
+    def bias(self, lif_bias: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Float biases (standard-LIF units) → (13-bit mantissa, 3-bit exponent) per neuron."""
+        return {name: quantize_bias(b * self.groups[name].scale) for name, b in lif_bias.items()}
+
+
+LEAKY_SCALE = 2.0**16  # vth_mant = 1024: 16 fractional bits of voltage, |v| < 128
+GATE_SCALE = 2.0**11  # vth_mant = 32: sub-threshold voltages (< 4096) vanish in one step with dv = 4095
+WEIGHT_EXP_RANGE = (-8, 7)
+
+
+def quantize_bias(bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    exp = np.clip(np.ceil(np.log2(np.maximum(np.abs(bias), 1.0) / 4095.0)), 0, 7).astype(np.int32)
+    mant = np.clip(np.round(bias / 2.0**exp), -4096, 4095).astype(np.int32)
+    return mant, exp
+
+
+def quantize_weights(target: sparse.csr_matrix) -> tuple[sparse.csr_matrix, int]:
+    """Even 8-bit mantissas and the smallest exponent that fits the largest weight."""
+    peak = float(np.abs(target.data).max()) if target.nnz else 0.0
+    exp = int(np.clip(np.ceil(np.log2(peak / 254.0)), *WEIGHT_EXP_RANGE)) if peak > 0 else 0
+    q = target / 2.0**exp
+    q.data = np.clip(2 * np.round(q.data / 2), -256, 254)
+    q = q.astype(np.int32).tocsr()
+    q.eliminate_zeros()
+    return q, exp
+
+
+def quantize(plan: LavaPlan, lif: LIFNetwork | None = None) -> FixedPlan:
+    """Loihi fixed-point parameters of the standard-LIF mapping of ``plan``."""
+    lif = lif or lava_lif_network(plan)
+    groups = {}
+    for name, g in lif.groups.items():
+        scale = GATE_SCALE if g.dv == 1.0 else LEAKY_SCALE
+        groups[name] = FixedGroup(scale, du=4095, dv=min(int(round(4096 * g.dv)), 4095), vth=int(round(scale / 64)),
+                                  v_init=np.round(g.v_init * scale).astype(np.int32))
+    parts = [quantize_weights((w * (groups[c.dst].scale / 64.0)).tocsr())  # the neuron shifts a_in left by 6
+             for c, w in zip(plan.connections, lif.weights)]
+    return FixedPlan(groups, [q for q, _ in parts], [e for _, e in parts])
+
+
+# ---------------------------------------------------------------- saving (``neuro-erc export lava``)
+
+def save_plan(plan: LavaPlan, directory: str | Path) -> Path:
+    """Write ``plan`` as ``plan.json`` + ``arrays.npz`` + one ``.npz`` per Sparse process and input drive."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = {f"group.{g.name}.{key}": getattr(g, key) for g in plan.groups.values() for key in ARRAY_FIELDS}
+    np.savez(directory / "arrays.npz", **arrays)
+    for i, c in enumerate(plan.connections):
+        sparse.save_npz(directory / f"connection{i}.npz", c.weights)
+    for i, d in enumerate(plan.drives):
+        sparse.save_npz(directory / f"drive{i}.npz", d.matrix)
+    manifest = {
+        "T": plan.T, "dt": plan.dt, "latency": plan.latency, "input_shape": list(plan.input_shape), "outputs": plan.outputs,
+        "groups": [{"name": g.name, "decay": g.decay, "tau": g.tau, "size": g.size} for g in plan.groups.values()],
+        "populations": [asdict(p) for p in plan.populations.values()],
+        "connections": [{"src": c.src, "dst": c.dst, "file": f"connection{i}.npz"}
+                        for i, c in enumerate(plan.connections)],
+        "drives": [{"population": d.population, "file": f"drive{i}.npz"} for i, d in enumerate(plan.drives)],
+    }
+    (directory / "plan.json").write_text(json.dumps(manifest, indent=1))
+    return directory
+
+
+def load_plan(directory: str | Path) -> LavaPlan:
+    directory = Path(directory)
+    if not (directory / "plan.json").is_file():
+        raise FileNotFoundError(f"no Lava plan (plan.json) in {directory}")
+    m = json.loads((directory / "plan.json").read_text())
+    arrays = np.load(directory / "arrays.npz")
+    groups = {g["name"]: Group(g["name"], g["decay"], g["tau"], g["size"],
+                               *(arrays[f"group.{g['name']}.{key}"] for key in ARRAY_FIELDS))
+              for g in m["groups"]}
+    populations = {p["name"]: Population(**{**p, "shape": tuple(p["shape"])}) for p in m["populations"]}
+    connections = [Connection(c["src"], c["dst"], sparse.load_npz(directory / c["file"]).tocsr())
+                   for c in m["connections"]]
+    drives = [InputDrive(d["population"], sparse.load_npz(directory / d["file"]).tocsr()) for d in m["drives"]]
+    return LavaPlan(groups, populations, connections, drives, tuple(m["input_shape"]), m["outputs"], m["T"], m["dt"], m["latency"])

@@ -1,0 +1,117 @@
+"""CPU models of ``BoxLIF`` (float32, Norse's step) and ``WindowedLIF`` (Lava's LIF dynamics + windows).
+
+The ``WindowedLIF`` models build on Lava's abstract LIF models, which hold the sub-threshold
+dynamics and the reset (Lava forbids subclassing its concrete, decorated models); the few
+lines its concrete ``PyLifModelFloat``/``PyLifModelBitAcc`` add — port and threshold types, the
+threshold test, the bit-accurate threshold shift — are restated here unchanged.
+"""
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloat
+
+from neuro_erc.export.lava_procs.process import BoxLIF, WindowedLIF
+
+F32 = np.float32
+
+
+class _Window:
+    """``(live, start)`` masks of each neuron at the current step (see the package docstring)."""
+
+    hop: np.ndarray = LavaPyType(np.ndarray, int)
+    period: np.ndarray = LavaPyType(np.ndarray, int)
+    window: np.ndarray = LavaPyType(np.ndarray, int)
+
+    def window_masks(self) -> tuple[np.ndarray, np.ndarray]:
+        local = (self.time_step - 1 - self.hop) % int(self.period[0])
+        return local < int(self.window[0]), local == 0
+
+
+@implements(proc=BoxLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyBoxLIFModel(_Window, PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    v: np.ndarray = LavaPyType(np.ndarray, F32)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    decay: np.ndarray = LavaPyType(np.ndarray, F32)
+    r: np.ndarray = LavaPyType(np.ndarray, F32)
+    v_leak: np.ndarray = LavaPyType(np.ndarray, F32)
+    v_th: np.ndarray = LavaPyType(np.ndarray, F32)
+    v_reset: np.ndarray = LavaPyType(np.ndarray, F32)
+    memoryless: np.ndarray = LavaPyType(np.ndarray, bool)
+
+    def run_spk(self) -> None:
+        current = (self.a_in.recv() + self.bias).astype(F32)
+        live, start = self.window_masks()
+        rest = self.v_leak.astype(F32)
+        v = np.where(start, rest, self.v.astype(F32))
+        leaky = v + self.decay.astype(F32) * ((self.r.astype(F32) * current + rest) - v)
+        v = np.where(self.memoryless, current, leaky).astype(F32)
+        spikes = ((v - self.v_th.astype(F32)) > 0) & live
+        self.v[:] = np.where(spikes, self.v_reset.astype(F32), np.where(live, v, rest))
+        self.s_out.send(spikes.astype(float))
+
+
+class _WindowedLifMixin(_Window):
+    """Lava's LIF step (``subthr_dynamics``, ``spiking_activation``, ``reset_voltage``) inside the window."""
+
+    def windowed_step(self, a_in: np.ndarray) -> None:
+        live, start = self.window_masks()
+        self.v[start] = self.v_rest[start]
+        self.u[start] = 0
+        self.subthr_dynamics(activation_in=a_in)
+        spikes = self.spiking_activation() & live
+        self.reset_voltage(spike_vector=spikes)
+        self.v[~live] = self.v_rest[~live]
+        self.u[~live] = 0
+        self.s_out.send(spikes)
+
+
+@implements(proc=WindowedLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyWindowedLifModelFloat(_WindowedLifMixin, AbstractPyLifModelFloat):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    vth: float = LavaPyType(float, float)
+    v_rest: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def spiking_activation(self) -> np.ndarray:
+        return self.v > self.vth
+
+    def run_spk(self) -> None:
+        self.windowed_step(self.a_in.recv())
+
+
+@implements(proc=WindowedLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyWindowedLifModelBitAcc(_WindowedLifMixin, AbstractPyLifModelFixed):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    vth: int = LavaPyType(int, np.int32, precision=17)
+    v_rest: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.effective_vth = 0
+
+    def scale_threshold(self) -> None:
+        self.effective_vth = np.left_shift(self.vth, self.vth_shift)  # Loihi MSB-aligns vth by 6 bits
+        self.isthrscaled = True
+
+    def spiking_activation(self) -> np.ndarray:
+        return self.v > self.effective_vth
+
+    def run_spk(self) -> None:
+        a_in = self.a_in.recv()
+        self.scale_bias()
+        if not self.isthrscaled:
+            self.scale_threshold()
+        self.windowed_step(a_in)

@@ -1,0 +1,163 @@
+"""Run a :class:`~neuro_erc.export.lava_build.LavaPlan` on Lava's CPU simulator (``Loihi2SimCfg``).
+
+One neuron process per group, one ``Sparse`` process per connection and one ``Extractor`` per
+group (spikes stream to the host one array per step): a dozen OS processes whatever the core's
+size. Neuron models:
+
+* ``precision="float"``, ``neuron="box"`` (default): :class:`~.lava_procs.process.BoxLIF`, Norse's
+  step in float32 — spike-exact against Norse;
+* ``precision="float"``, ``neuron="lif"``: Lava's standard ``LIF`` floating-point model;
+* ``precision="fixed"``: Lava's standard ``LIF``/``Sparse`` bit-accurate Loihi models.
+
+Lava's LIF runs as :class:`~.lava_procs.process.WindowedLIF` (its own models plus a per-neuron
+reset schedule). The network is compiled once per plan (one dialogue length) and reused, one
+period of ``T + latency`` steps per dialogue; a node at hop h computes Norse step t at step
+t + h of the period, and :meth:`LavaCore.run` undoes the shift so spikes line up with Norse's.
+Units restart from rest at the start of their window by themselves, so between dialogues only
+the input group's bias (the analog input's current) is written — Lava moves Var data one
+element per message (~25 µs each), so that group is kept small (D·L neurons).
+
+Lava needs Python 3.10 (lava-nc 0.10 / lava-dl 0.6); :func:`require_lava` says so clearly.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .lava_build import LavaPlan, lava_lif_network, quantize
+
+PRECISIONS = ("float", "fixed")
+NEURONS = ("box", "lif")
+
+
+class LavaUnavailable(RuntimeError):
+    pass
+
+
+def require_lava() -> None:
+    """Raise :class:`LavaUnavailable` with the reason when Lava cannot be imported here."""
+    try:
+        import lava.magma.core.run_configs  # noqa: F401
+        import lava.proc.lif.process  # noqa: F401
+    except Exception as err:  # ImportError without the package; ValueError from its dataclasses on Python >= 3.11
+        version = ".".join(map(str, sys.version_info[:3]))
+        raise LavaUnavailable(
+            f"Lava (lava-nc 0.10, lava-dl 0.6) does not import on Python {version}: {type(err).__name__}: {err}. "
+            "Lava needs Python 3.10: use the project's 3.10 venv (pip install 'neuro-erc[lava]')."
+        ) from err
+
+
+def lava_available() -> bool:
+    try:
+        require_lava()
+    except LavaUnavailable:
+        return False
+    return True
+
+
+class LavaCore:
+    """The Lava network of one plan; use as a context manager (``close`` stops the runtime)."""
+
+    def __init__(self, plan: LavaPlan, precision: str = "float", neuron: str = "box"):
+        if precision not in PRECISIONS or neuron not in NEURONS:
+            raise ValueError(f"precision must be one of {PRECISIONS} and neuron one of {NEURONS}; got {precision!r}, {neuron!r}")
+        if precision == "fixed":
+            neuron = "lif"  # fixed point is Lava's bit-accurate LIF
+        require_lava()
+        from lava.proc.io.extractor import Extractor
+        from lava.proc.sparse.process import Sparse
+
+        self.plan, self.precision, self.neuron = plan, precision, neuron
+        self.lif = lava_lif_network(plan) if neuron == "lif" else None
+        self.fixed = quantize(plan, self.lif) if precision == "fixed" else None
+        self.neurons = {name: self._neuron_process(name) for name in plan.groups}
+        self.taps = {}
+        for name, proc in self.neurons.items():
+            self.taps[name] = Extractor(shape=(plan.groups[name].size,), buffer_size=plan.steps)
+            proc.s_out.connect(self.taps[name].in_port)
+        for i, c in enumerate(plan.connections):
+            if self.fixed:
+                syn = Sparse(weights=self.fixed.weights[i], weight_exp=self.fixed.weight_exps[i], num_message_bits=1)
+            else:
+                syn = Sparse(weights=self.lif.weights[i] if self.lif else c.weights, num_message_bits=1)
+            self.neurons[c.src].s_out.connect(syn.s_in)
+            syn.a_out.connect(self.neurons[c.dst].a_in)
+        self._started = False
+
+    def _neuron_process(self, name: str):
+        g = self.plan.groups[name]
+        window = dict(hop=g.hop, period=self.plan.steps, window=self.plan.T, name=name)
+        if self.neuron == "box":
+            from .lava_procs.process import BoxLIF
+
+            return BoxLIF(shape=(g.size,), bias=np.zeros(g.size), decay=np.full(g.size, g.decay), r=g.r, v_leak=g.v_leak,
+                          v_th=g.v_th, v_reset=g.v_reset, memoryless=np.full(g.size, g.memoryless), **window)
+        from .lava_procs.process import WindowedLIF
+
+        if self.fixed:
+            fg = self.fixed.groups[name]
+            return WindowedLIF(shape=(g.size,), v_rest=fg.v_init, u=0, du=fg.du, dv=fg.dv, vth=fg.vth, bias_mant=0, bias_exp=0, **window)
+        lg = self.lif.groups[name]
+        return WindowedLIF(shape=(g.size,), v_rest=lg.v_init, u=0.0, du=1.0, dv=lg.dv, vth=1.0, bias_mant=0.0, bias_exp=0, **window)
+
+    def _run_config(self):
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+
+        from .lava_procs import models
+        from .lava_procs.process import BoxLIF, WindowedLIF
+
+        lif_model = models.PyWindowedLifModelBitAcc if self.fixed else models.PyWindowedLifModelFloat
+        return Loihi2SimCfg(select_tag="fixed_pt" if self.fixed else "floating_pt", exception_proc_model_map={
+            Extractor: PyLoihiExtractorModel,  # Lava's Extractor models carry no tag
+            BoxLIF: models.PyBoxLIFModel, WindowedLIF: lif_model})
+
+    def _bias(self, x: np.ndarray, groups) -> dict[str, dict[str, np.ndarray]]:
+        """Group -> {Var: value}: the neurons' bias for a dialogue with input ``x``."""
+        bias = self.plan.dialogue_bias(x)
+        if self.lif:
+            bias = self.lif.bias(bias)
+        values = {}
+        for name in groups:
+            if self.fixed:
+                mant, exp = self.fixed.bias({name: bias[name]})[name]
+                values[name] = {"bias_mant": mant, "bias_exp": exp}
+            else:
+                values[name] = {"bias" if self.neuron == "box" else "bias_mant": bias[name]}
+        return values
+
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Spikes ``{node: bool [T, *shape]}`` of every spiking NIR node for analog input ``x``."""
+        from lava.magma.core.run_conditions import RunSteps
+
+        for name, values in self._bias(x, self.plan.input_groups if self._started else self.plan.groups).items():
+            for var, value in values.items():
+                if self._started:
+                    getattr(self.neurons[name], var).set(np.asarray(value, dtype=float))
+                else:
+                    getattr(self.neurons[name], var).init = value
+        steps = self.plan.steps
+        next(iter(self.neurons.values())).run(condition=RunSteps(num_steps=steps), run_cfg=self._run_config())
+        self._started = True
+        raster = {name: np.stack([tap.receive() for _ in range(steps)]) for name, tap in self.taps.items()}
+        T = self.plan.T
+        return {
+            p.name: raster[p.group][p.hop: p.hop + T, p.offset: p.offset + p.size].reshape(T, *p.shape) != 0
+            for p in self.plan.node_populations()
+        }
+
+    def output(self, spikes: dict[str, np.ndarray]) -> np.ndarray:
+        """The graph's Output (the sum of its spiking sources) from :meth:`run`'s spikes."""
+        return sum(spikes[name].astype(np.float32) for name in self.plan.outputs)
+
+    def close(self) -> None:
+        if self._started:
+            next(iter(self.neurons.values())).stop()
+            self._started = False
+
+    def __enter__(self) -> "LavaCore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

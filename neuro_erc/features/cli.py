@@ -1,0 +1,58 @@
+"""``neuro-erc features {text,audio}``: compute features once into the HDF5 store.
+
+Prints a JSON summary: counts, dimension, store path, seconds, and whether everything
+came from the store (``cached``; then no encoder was loaded).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from .audio import FEATURE_SETS
+from .store import default_store_path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("features", help="extract text/audio features into the feature store")
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    store_help = f"HDF5 feature store (default {default_store_path()}; $NEURO_ERC_CACHE moves it)"
+
+    text = kinds.add_parser("text", help="sentence embeddings of every utterance of a dataset")
+    text.add_argument("--dataset", required=True, choices=["meld", "iemocap"])
+    text.add_argument("--data", help="the dataset's folder or file (default $NEURO_ERC_DATA/<dataset>)")
+    text.add_argument("--store", help=store_help)
+    text.add_argument("--model", default="minilm", help="'minilm' (bundled all-MiniLM-L6-v2) or a local model directory")
+    text.add_argument("--batch-size", type=int, default=256)
+    text.add_argument("--no-progress", action="store_true", help="no progress bar")
+    text.set_defaults(func=run_text)
+
+    audio = kinds.add_parser("audio", help="openSMILE functionals of the clips listed in a manifest")
+    audio.add_argument("--manifest", required=True, help="CSV with columns dataset,split,dialogue_id,utterance_index,path")
+    audio.add_argument("--feature-set", default="ComParE_2016", choices=sorted(FEATURE_SETS))
+    audio.add_argument("--store", help=store_help)
+    audio.add_argument("--workers", type=int, default=1, help="threads running openSMILE")
+    audio.add_argument("--no-progress", action="store_true", help="no progress bar")
+    audio.set_defaults(func=run_audio)
+
+
+def run_text(args: argparse.Namespace) -> int:
+    from ..data.registry import load_dataset
+    from .text import text_features
+
+    dataset = load_dataset(args.dataset, args.data, text_features=False)
+    result = text_features(
+        dataset, store=args.store, model=args.model, batch_size=args.batch_size, progress=not args.no_progress
+    )
+    print(json.dumps({"modality": "t", "dataset": dataset.name, **result.summary()}, indent=2))
+    return 0
+
+
+def run_audio(args: argparse.Namespace) -> int:
+    from .audio import extract_audio_features
+
+    result = extract_audio_features(
+        args.manifest, feature_set=args.feature_set, store=args.store,
+        num_workers=args.workers, progress=not args.no_progress,
+    )
+    print(json.dumps({"modality": "a", "manifest": args.manifest, **result.summary()}, indent=2))
+    return 0

