@@ -28,7 +28,7 @@ the dense Affine from the QKᵀ units to the triple products alone holds D³·L�
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from neuro_erc.data.types import DataError
 
@@ -110,9 +110,6 @@ class GraphSize:
         if target not in TARGETS:
             raise ValueError(f"target {target!r} not in {TARGETS}")
         return self.nir_bytes if target == "nir" else self.lava_bytes
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _lif_values(n: int) -> int:

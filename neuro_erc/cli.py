@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "neuro_erc.export.cli",
     "neuro_erc.bench",
     "neuro_erc.viz",
+    "neuro_erc.demo",
 ]
 
 

@@ -4,6 +4,7 @@ Sizes are tiny (D=16, L=5, T=8) so the whole file runs in well under a minute; t
 need Python 3.10 and skip elsewhere.
 """
 import json
+import sys
 
 import nir
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from neuro_erc.cli import main
 from neuro_erc.export import (
-    LavaCore, build_plan, core_shape, core_to_nir, dialogue_spikes, graph_size, lava_available, lif_node,
+    LavaCore, LavaUnavailable, build_plan, core_shape, core_to_nir, dialogue_spikes, graph_size, lava_available, lif_node,
     load_graph, load_plan, params_from_lif, record_core, save_graph, save_plan, simulate_nir, spiking_nodes,
 )
 from neuro_erc.snn.blocks import MaskedBatchNorm1d
@@ -216,3 +217,14 @@ def test_lava_run_writes_parity_report(checkpoint, tmp_path):
     assert keys <= set(report) and report["n_dialogues"] == 2 and report["precision"] == "float"
     assert report["spike_agreement"] == 1.0 and report["prediction_agreement"] == 1.0
     assert report["weighted_f1_lava"] == report["weighted_f1_norse"]
+
+
+def test_without_lava_the_lava_commands_name_python_310(checkpoint, tmp_path, monkeypatch, capsys):
+    """What Python >= 3.11 users see (simulated here by hiding Lava's modules)."""
+    monkeypatch.setitem(sys.modules, "lava.magma.core.run_configs", None)
+    with pytest.raises(LavaUnavailable, match="Python 3.10"):
+        LavaCore(build_plan(single_lif_graph(NEURONS[0], 4)))
+    code = main(["lava-run", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--split", "dev",
+                 "--limit", "1", "--out", str(tmp_path / "p.json")])
+    assert code == 2 and "Lava needs Python 3.10" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()

@@ -220,13 +220,19 @@ class CoreCounter:
         self._done.clear()
         self.counts.utterances += int(self._mask.sum())
 
-    def _positions(self, x: torch.Tensor, name: str) -> tuple[float, int]:
-        """(real positions x is applied at, steps): x is [..., L, B, D] with the core's mask."""
+    def _positions(self, x: torch.Tensor, name: str) -> tuple[torch.Tensor, float, int]:
+        """``(x as [steps, L, B, D], real positions x is applied at, steps)``.
+
+        The core may hand a Linear its input as ``[..., L, B, D]`` or flattened to rows
+        ``[steps·L·B, D]`` (cheaper matmuls); both are brought to ``[steps, L, B, D]``.
+        """
         mask = self._require_mask(name)
-        if x.dim() < 3 or tuple(x.shape[-3:-1]) != tuple(mask.shape):
-            raise ValueError(f"{name}: input {list(x.shape)} is not [..., L, B, D] for mask {list(mask.shape)}")
-        steps = int(torch.tensor(x.shape[:-3]).prod()) if x.dim() > 3 else 1
-        return float(mask.sum()) * steps, steps
+        per_step = mask.numel()
+        rows = x.numel() // x.shape[-1]
+        if x.dim() >= 3 and tuple(x.shape[-3:-1]) != tuple(mask.shape) or rows % per_step:
+            raise ValueError(f"{name}: input {list(x.shape)} is not [..., L, B, D] (or its rows) for mask {list(mask.shape)}")
+        steps = rows // per_step
+        return x.reshape(steps, *mask.shape, x.shape[-1]), float(mask.sum()) * steps, steps
 
     def _require_mask(self, name: str) -> torch.Tensor:
         if self._mask is None:
@@ -269,8 +275,7 @@ class CoreCounter:
 
     def _linear_hook(self, name: str):
         def hook(module: nn.Linear, args, out) -> None:
-            x = args[0].detach()
-            positions, steps = self._positions(x, name)
+            x, positions, steps = self._positions(args[0].detach(), name)
             c = self.counts.layer(name, "linear")
             flops = module.in_features * module.out_features * positions / steps  # one pass
             c.ann_macs += flops
@@ -281,18 +286,18 @@ class CoreCounter:
                 c.sops_convention += fr * steps * flops
             else:
                 c.macs += module.in_features * module.out_features * positions
-                if x.dim() == 3:
+                if steps == 1:  # computed once and held over the T steps
                     c.held_macs += module.in_features * module.out_features * positions
 
         return hook
 
     def _layernorm_hook(self, name: str):
         def hook(module: nn.LayerNorm, args, out) -> None:
-            positions, steps = self._positions(args[0], name)
+            _, positions, steps = self._positions(args[0], name)
             c = self.counts.layer(name, "layernorm")
             per_position = 3 * int(torch.tensor(module.normalized_shape).prod())
             c.macs += per_position * positions
-            if args[0].dim() == 3:
+            if steps == 1:
                 c.held_macs += per_position * positions
             c.ann_macs += per_position * positions / steps
 

@@ -74,46 +74,53 @@ class _MaskedBatchNormTrain(torch.autograd.Function):
         \mu = \tfrac1n \sum_r m_r x_r,\quad \sigma^2 = \tfrac1n \sum_r m_r (x_r-\mu)^2,\quad
         \hat x = (x-\mu)\,r,\ r = (\sigma^2+\epsilon)^{-1/2},\quad y = \gamma\hat x + \beta
 
-    Backward (n = Σ m): :math:`g_\beta = \sum m g`, :math:`g_\gamma = \sum m g \hat x`,
-    :math:`g_x = \gamma r\,(g - m(g_\beta + \hat x g_\gamma)/n)`.
+    Backward (n = Σ m), with :math:`\hat x = (y-\beta)/\gamma`:
+
+    .. math::
+        g_\beta = \textstyle\sum m g,\quad g_\gamma = \sum m g \hat x
+            = (\sum m g y - \beta g_\beta)/\gamma, \\
+        g_x = \gamma r\,(g - m(g_\beta + \hat x g_\gamma)/n)
+            = \gamma r\, g - m\,\tfrac{r}{n}(\gamma g_\beta - \beta g_\gamma + y\, g_\gamma)
+
     As in In-Place Activated BatchNorm (Rota Bulò et al., CVPR 2018), ``y`` overwrites ``x`` and
-    the backward recovers :math:`\hat x = (y-\beta)/\gamma` from ``y`` (which the LIF after it
-    saves anyway): one activation per layer less to keep, and one less to allocate. This needs
-    γ ≠ 0; the recovered :math:`\hat x` loses precision only when |γ| ≪ |β|·1e-6. Row chunks keep
-    temporaries small.
+    the backward works from ``y`` (which the LIF after it saves anyway): one activation per
+    layer less to keep, and one less to allocate. This needs γ ≠ 0 (γ is divided out per
+    channel). Row chunks keep temporaries small.
     """
 
     @staticmethod
     def forward(ctx, x, m, weight, bias, bn: "MaskedBatchNorm1d"):
         n = m.sum()
-        mean = (m @ x) / n
-        var = torch.zeros_like(mean)
-        for c in _row_chunks(x.shape[0], x.shape[1]):
-            var += m[c] @ (x[c] - mean).square_()
-        var /= n
+        all_real = bool(n == x.shape[0])
+        if all_real:
+            var, mean = torch.var_mean(x, dim=0, unbiased=False)
+        else:
+            mean = (m @ x) / n
+            var = sum(m[c] @ (x[c] - mean).square_() for c in _row_chunks(*x.shape)) / n
         bn.update_running_stats(mean, var, n)
         rstd = (var + bn.eps).rsqrt()
         scale = weight * rstd
         torch.addcmul(bias - mean * scale, x, scale, out=x)
         ctx.mark_dirty(x)
         ctx.save_for_backward(x, m, weight, bias, rstd)
-        ctx.n = n
+        ctx.n, ctx.all_real = n, all_real
         return x
 
     @staticmethod
     def backward(ctx, g):
         y, m, weight, bias, rstd = ctx.saved_tensors
-        chunks = _row_chunks(y.shape[0], y.shape[1])
+        chunks = _row_chunks(*y.shape)
         g_bias = m @ g
-        g_weight = torch.zeros_like(g_bias)
-        for c in chunks:
-            g_weight += m[c] @ ((y[c] - bias) / weight * g[c])
-        g_x = torch.empty_like(g)
+        g_weight = (sum(m[c] @ (g[c] * y[c]) for c in chunks) - bias * g_bias) / weight
         scale = weight * rstd
+        shift = rstd / ctx.n * (weight * g_bias - bias * g_weight)  # m (r/n)(γ g_β − β g_γ)
+        slope = rstd / ctx.n * g_weight  # m (r/n) g_γ, times y
+        g_x = torch.empty_like(g)
         for c in chunks:
-            x_hat = (y[c] - bias) / weight
-            correction = torch.addcmul(g_bias, x_hat, g_weight).mul_(m[c, None] / ctx.n)
-            torch.mul(g[c] - correction, scale, out=g_x[c])
+            correction = torch.addcmul(shift, y[c], slope)
+            if not ctx.all_real:
+                correction.mul_(m[c, None])
+            torch.mul(g[c], scale, out=g_x[c]).sub_(correction)
         return g_x, None, g_weight, g_bias, None
 
 
@@ -187,6 +194,8 @@ class SpikingLayer(nn.Module):
     ``s`` is ``[T, L, B, D_in]`` (spikes or an integer residual stream), or the analog
     ``[L, B, D_in]`` input of the first layer: then the Linear and norm run once and the same
     current drives the LIF at every step (``T`` must be given; no copy over T is made).
+    The Linear is called on rows: a forward hook on it sees ``[T·L·B, D_in]`` (``[L·B, D_in]``
+    for the analog input); rows at padding are zero spikes, except in the analog input.
     """
 
     def __init__(self, d_in: int, d_out: int, neuron: NeuronParams, norm: NormSpec):
@@ -221,8 +230,16 @@ class SpikingLayer(nn.Module):
         lin, lif = self.linear, self.lif
         return [
             LayerInfo(f"{prefix}.linear", "linear", lin.in_features, lin.out_features, (source,), input_type, module=lin),
-            LayerInfo(f"{prefix}.lif", "lif", lif.size, lif.size, (f"{prefix}.linear",), neuron=lif.params, module=lif),
+            _lif_info(f"{prefix}.lif", lif, f"{prefix}.linear"),
         ]
+
+
+def _lif_info(name: str, lif: LIF, source: str) -> LayerInfo:
+    return LayerInfo(name, "lif", lif.size, lif.size, (source,), neuron=lif.params, module=lif)
+
+
+def _describe_qkv(attn: nn.Module, prefix: str, source: str, input_type: str) -> list[LayerInfo]:
+    return [info for n in ("q", "k", "v") for info in getattr(attn, n).describe(f"{prefix}.{n}", source, input_type)]
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -234,8 +251,6 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 class SSAttention(nn.Module):
     """Spikformer self-attention over utterances: ``LIF_attn(scale·(Q Kᵀ) V)`` per head, then a
     projection layer. Padded keys/values are zero spikes, so they contribute nothing."""
-
-    kind = "ssa"
 
     def __init__(self, dim: int, heads: int, neuron: NeuronParams, attn_neuron: NeuronParams, norm: NormSpec, scale: float):
         super().__init__()
@@ -255,10 +270,9 @@ class SSAttention(nn.Module):
 
     def describe(self, prefix: str, source: str, input_type: str) -> list[LayerInfo]:
         D = self.attn_lif.size
-        layers = [info for n in ("q", "k", "v") for info in getattr(self, n).describe(f"{prefix}.{n}", source, input_type)]
-        layers += [
+        layers = _describe_qkv(self, prefix, source, input_type) + [
             LayerInfo(f"{prefix}.qkv_matmul", "ssa-matmul", D, D, tuple(f"{prefix}.{n}.lif" for n in "qkv")),
-            LayerInfo(f"{prefix}.attn_lif", "lif", D, D, (f"{prefix}.qkv_matmul",), neuron=self.attn_lif.params, module=self.attn_lif),
+            _lif_info(f"{prefix}.attn_lif", self.attn_lif, f"{prefix}.qkv_matmul"),
         ]
         return layers + self.proj.describe(f"{prefix}.proj", f"{prefix}.attn_lif", "spikes")
 
@@ -268,8 +282,6 @@ class SDSAttention(nn.Module):
 
     The context LIF sees one "utterance" per dialogue (its input is [T, 1, B, D]).
     """
-
-    kind = "sdsa"
 
     def __init__(self, dim: int, neuron: NeuronParams, attn_neuron: NeuronParams, norm: NormSpec):
         super().__init__()
@@ -285,11 +297,10 @@ class SDSAttention(nn.Module):
 
     def describe(self, prefix: str, source: str, input_type: str) -> list[LayerInfo]:
         D = self.context_lif.size
-        layers = [info for n in ("q", "k", "v") for info in getattr(self, n).describe(f"{prefix}.{n}", source, input_type)]
-        layers += [
+        layers = _describe_qkv(self, prefix, source, input_type) + [
             LayerInfo(f"{prefix}.kv_and", "and", D, D, (f"{prefix}.k.lif", f"{prefix}.v.lif")),
             LayerInfo(f"{prefix}.kv_sum", "sum-over-utterances", D, D, (f"{prefix}.kv_and",)),
-            LayerInfo(f"{prefix}.context_lif", "lif", D, D, (f"{prefix}.kv_sum",), neuron=self.context_lif.params, module=self.context_lif),
+            _lif_info(f"{prefix}.context_lif", self.context_lif, f"{prefix}.kv_sum"),
             LayerInfo(f"{prefix}.qc_and", "and", D, D, (f"{prefix}.q.lif", f"{prefix}.context_lif")),
         ]
         return layers + self.proj.describe(f"{prefix}.proj", f"{prefix}.qc_and", "spikes")

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .blocks import LayerInfo, NormSpec, SDSAttention, SpikingBlock, SpikingLayer, SpikingMLP, SSAttention
-from .lif import LIF
+from .lif import LIF, keep_step_buffers
 from .neuron import NeuronParams
 
 ATTENTIONS = ("sdsa", "ssa")
@@ -96,6 +96,7 @@ class SpikingCore(nn.Module):
 
     def __init__(self, in_dim: int, cfg: CoreConfig):
         super().__init__()
+        keep_step_buffers()
         self.in_dim, self.cfg = in_dim, cfg
         D, n, a = cfg.dim, cfg.neuron, cfg.attn_neuron
         norm = NormSpec(cfg.norm, cfg.norm_gain * n.v_th, cfg.norm_bias * n.v_th)
