@@ -3,6 +3,17 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+from neuro_erc.cli import build_parser
+
+# The test models are tiny: one thread is faster than two, and immune to the busy-wait
+# slowdowns of an oversubscribed OpenMP pool when something else is using the cores.
+torch.set_num_threads(1)
+
+# Import every command module now, before any test monkeypatches what they import by name
+# (a module first imported inside a patch would keep the patched function for good).
+build_parser()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

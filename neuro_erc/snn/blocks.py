@@ -90,20 +90,16 @@ class _MaskedBatchNormTrain(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, m, weight, bias, bn: "MaskedBatchNorm1d"):
-        n = m.sum()
-        all_real = bool(n == x.shape[0])
-        if all_real:
-            var, mean = torch.var_mean(x, dim=0, unbiased=False)
-        else:
-            mean = (m @ x) / n
-            var = sum(m[c] @ (x[c] - mean).square_() for c in _row_chunks(*x.shape)) / n
+        n = m.sum()  # reductions as matrix-vector products: ~10x faster than var_mean(dim=0) here
+        mean = (m @ x) / n
+        var = sum(m[c] @ (x[c] - mean).square_() for c in _row_chunks(*x.shape)) / n
         bn.update_running_stats(mean, var, n)
         rstd = (var + bn.eps).rsqrt()
         scale = weight * rstd
         torch.addcmul(bias - mean * scale, x, scale, out=x)
         ctx.mark_dirty(x)
         ctx.save_for_backward(x, m, weight, bias, rstd)
-        ctx.n, ctx.all_real = n, all_real
+        ctx.n, ctx.all_real = n, bool(n == x.shape[0])
         return x
 
     @staticmethod
