@@ -21,6 +21,7 @@ Lava needs Python 3.10 (lava-nc 0.10 / lava-dl 0.6); :func:`require_lava` says s
 """
 from __future__ import annotations
 
+import multiprocessing
 import sys
 
 import numpy as np
@@ -37,6 +38,11 @@ class LavaUnavailable(RuntimeError):
 
 def require_lava() -> None:
     """Raise :class:`LavaUnavailable` with the reason when Lava cannot be imported here."""
+    if multiprocessing.get_start_method(allow_none=True) == "fork":
+        # Anything that made a multiprocessing lock (tqdm's progress bars do) has fixed the
+        # default context; Lava's import then calls set_start_method("fork") without force
+        # and fails with "context has already been set". Lava wants "fork" too: unset it.
+        multiprocessing.set_start_method(None, force=True)
     try:
         import lava.magma.core.run_configs  # noqa: F401
         import lava.proc.lif.process  # noqa: F401

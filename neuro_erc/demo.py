@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from .export.lava_run import lava_available
 from .io import write_json
 
 DEMO_CONFIG = {
@@ -21,6 +22,7 @@ DEMO_CONFIG = {
     "batch_size": 16,
     "lr": 2e-3,
     "patience": 6,
+    "threads": 1,  # a model this small gains nothing from a second thread
     "model": {
         "modalities": ["t", "a", "v"],
         "dim": 64,
@@ -35,14 +37,6 @@ DEMO_CONFIG = {
 SWEEP_T = "2,4,8"
 SWEEP_EPOCHS = 4
 LAVA_DIALOGUES = 8
-
-
-def lava_available() -> bool:
-    try:
-        import lava.magma.core  # noqa: F401
-    except Exception:  # lava-nc is Python 3.10 only; any import failure means "not here"
-        return False
-    return True
 
 
 def run_demo(out: Path, quick: bool = False) -> dict:
