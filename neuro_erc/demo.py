@@ -18,7 +18,7 @@ from .io import write_json
 
 DEMO_CONFIG = {
     "dataset": "synthetic",
-    "epochs": 12,
+    "epochs": 10,
     "batch_size": 16,
     "lr": 2e-3,
     "patience": 6,
@@ -35,7 +35,7 @@ DEMO_CONFIG = {
     "loss": {"ce": 1.0, "dsc": 0.5, "hgr": 0.05},
 }
 SWEEP_T = "2,4,8"
-SWEEP_EPOCHS = 4
+SWEEP_EPOCHS = 3
 LAVA_DIALOGUES = 8
 
 
