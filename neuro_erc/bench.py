@@ -149,8 +149,7 @@ def write_results(out: Path, rows: list[dict]) -> None:
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: _fmt(row[k]) for k in columns})
-    with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(rows, indent=2) + "\n")
+    write_json(out / "results.json", rows)
 
 
 def _fmt(value):

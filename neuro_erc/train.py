@@ -183,7 +183,7 @@ def train(
         metrics_path.write_text("".join(line + "\n" for line in keep))
     elif metrics_path.exists():
         metrics_path.unlink()
-    (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    write_json(out_dir / "config.json", to_dict(cfg))
 
     train_split = dataset.split("train")
     for epoch in range(start_epoch, cfg.epochs):
