@@ -21,6 +21,7 @@ core) and ``ours_ssa`` (same attention as the reference).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -79,13 +80,34 @@ def child(module: str, T: int, reps: int, threads: int) -> dict:
             "rss_before_run_gib": rss_before / 2**20, "peak_rss_gib": peak / 2**20}
 
 
-def measure(module: str, T: int, reps: int, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", module, "--T", str(T), "--reps", str(reps), "--threads", str(threads)]
+def run_child(cmd: list[str], row: dict) -> dict:
+    """Run ``cmd`` (a benchmark's ``--child`` mode) in a fresh process, so its peak memory is its own.
+
+    Its result is the JSON object on the last line of its stdout; if it fails, ``row`` with the
+    last line of its stderr under ``error``.
+    """
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         tail = out.stderr.strip().splitlines()[-1:] or [f"exit {out.returncode}"]
-        return {"module": module, "T": T, "threads": threads, "error": tail[0]}
+        return {**row, "error": tail[0]}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine_info() -> dict:
+    """Versions and hardware a timing depends on (``cpus`` = cores this process may use)."""
+    import torch
+
+    info = {"torch": torch.__version__, "norse": importlib.metadata.version("norse"),
+            "python": platform.python_version(), "machine": platform.processor() or platform.machine(),
+            "cpus": len(os.sched_getaffinity(0))}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def measure(module: str, T: int, reps: int, threads: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", module, "--T", str(T), "--reps", str(reps), "--threads", str(threads)]
+    return run_child(cmd, {"module": module, "T": T, "threads": threads})
 
 
 def summarise(runs: list[dict], modules: list[str], Ts: list[int], threads: list[int]) -> list[dict]:
@@ -138,12 +160,10 @@ def main() -> None:
             for m in (modules if r % 2 == 0 else modules[::-1]):
                 runs.append(measure(m, T, args.reps, n))
                 print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
-    import torch
-
     result = {
         "what": "forward+backward of the per-modality spiking module on one MELD-shaped batch",
         "shape": {"utterances": L, "dialogues": B, "dim": D},
-        "torch": torch.__version__, "python": platform.python_version(), "machine": platform.processor() or platform.machine(),
+        **machine_info(),
         "rounds": args.rounds, "reps_per_round": args.reps, "wall_seconds": round(time.perf_counter() - t_start, 1),
         "results": summarise(runs, modules, Ts, threads), "runs": runs,
     }

@@ -67,14 +67,12 @@ def run_export_lava(args: argparse.Namespace) -> int:
 
 
 def run_lava(args: argparse.Namespace) -> int:
-    from neuro_erc.data.registry import load_dataset
+    from neuro_erc.train import checkpoint_dataset
 
     from .parity import hybrid_parity
 
     _, model, ckpt = _cores(args.checkpoint, None)
-    dataset = load_dataset(args.dataset, args.data)
-    if list(dataset.labels.labels) != ckpt["labels"]:
-        raise ValueError(f"checkpoint labels {ckpt['labels']} differ from dataset {args.dataset!r} labels {list(dataset.labels.labels)}")
+    dataset = checkpoint_dataset(ckpt, args.dataset, args.data)
     dialogues = dataset.split(args.split)
     if args.max_length:
         dialogues = [d for d in dialogues if len(d.utterances) <= args.max_length]

@@ -32,13 +32,15 @@ from tqdm import tqdm
 
 from .config import from_dict, to_dict
 from .data.batching import iterate_batches
-from .data.registry import DATASETS, load_dataset
 from .data.types import DialogueDataset
 from .energy import SOURCES, cmos, count_model, energy, firing_rate, layer_table, per_utterance
 from .energy.constants import CMOS_45NM, LOIHI
 from .evaluate import classification_report, predict
 from .io import atomic_path, write_json
-from .train import TrainConfig, config_from_args, load_checkpoint, model_from_checkpoint, resolve_device, train
+from .train import (
+    TrainConfig, add_train_arguments, config_from_args, load_checkpoint, load_config_dataset, model_from_checkpoint,
+    resolve_device, train,
+)
 
 COLUMNS = (
     "T", "weighted_f1", "spikes_per_utterance", "firing_rate", "sops_per_utterance", "energy_uj_45nm",
@@ -163,7 +165,7 @@ def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str =
     cmos(precision)  # fail now on an unknown precision, not after training
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset = load_dataset(cfg.dataset, cfg.data)
+    dataset = load_config_dataset(cfg)
     rows, layers = [], {}
     bar = tqdm(Ts, desc="bench", unit="T", file=sys.stderr, disable=not show_progress)
     for T in bar:
@@ -195,18 +197,9 @@ def register(subparsers) -> None:
         "OUT/results.csv, OUT/results.json, OUT/T<k>/energy.json and the plots. Re-running skips finished T's "
         "and resumes an interrupted one.",
     )
-    parser.add_argument("--dataset", choices=DATASETS, required=True)
-    parser.add_argument("--data", help="dataset folder or file (see README)")
+    add_train_arguments(parser, with_T=False)
     parser.add_argument("--T", default="2,4,8,16,32,64", help="comma-separated time steps (default 2,4,8,16,32,64)")
-    parser.add_argument("--epochs", type=int)
     parser.add_argument("--out", required=True, help="bench directory")
-    parser.add_argument("--config", help="JSON file with TrainConfig fields; flags override it")
-    parser.add_argument("--modalities", help="comma-separated subset of t,a,v")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--batch-size", dest="batch_size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--device", help="auto (default), cpu, cuda, ...")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--precision", choices=sorted(CMOS_45NM), default="fp32", help="45 nm number format (default fp32)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)

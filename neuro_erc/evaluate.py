@@ -61,15 +61,12 @@ def format_table(report: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .data.registry import load_dataset
-    from .train import load_checkpoint, model_from_checkpoint, resolve_device
+    from .train import checkpoint_dataset, load_checkpoint, model_from_checkpoint, resolve_device
 
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     model = model_from_checkpoint(ckpt, device)
-    dataset = load_dataset(args.dataset, args.data)
-    if list(dataset.labels.labels) != ckpt["labels"]:
-        raise ValueError(f"checkpoint labels {ckpt['labels']} differ from dataset {args.dataset!r} labels {list(dataset.labels.labels)}")
+    dataset = checkpoint_dataset(ckpt, args.dataset, args.data)
     report = evaluate_split(model, dataset, args.split, model.cfg.modalities, args.batch_size, device)
     write_json(args.out, report)
     print(format_table(report))

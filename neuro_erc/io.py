@@ -1,12 +1,22 @@
-"""Crash-safe file writes: write a sibling temp file, fsync, then rename over the target."""
+"""Crash-safe writes: write a sibling temp file or directory, then rename it over the target."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (the rename lives in the directory's entry list)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -25,6 +35,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -32,3 +43,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_json(path: str | Path, payload: dict | list) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temp directory next to ``path``; on success it takes ``path``'s place.
+
+    The old directory is renamed aside before the new one is renamed in, so a crash leaves
+    either the old or the new directory at ``path`` (or, between the two renames, the old
+    one under a ``.<name>.old`` sibling), never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = path.with_name(f".{path.name}.old")
+    try:
+        yield tmp
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

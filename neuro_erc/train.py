@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from .config import from_dict, load_json, merge, to_dict
 from .data.batching import iterate_batches
-from .data.registry import DATASETS, load_dataset
-from .data.types import IGNORE_LABEL, DialogueDataset
+from .data.registry import DATASETS, VARIANTS, load_dataset
+from .data.types import IGNORE_LABEL, DataError, DialogueDataset
 from .evaluate import evaluate_split
 from .io import atomic_path, write_json
 from .losses import LossConfig, class_weights_from_counts, total_loss
@@ -32,6 +32,8 @@ from .model.spikemo import ModelConfig, SpikEmo
 class TrainConfig:
     dataset: str = "synthetic"
     data: str | None = None
+    text_model: str = "minilm"  # meld/iemocap text features: 'minilm' or a local (fine-tuned) model directory
+    variant: str | None = None  # multiemo/dialoguernn pickles: 'meld' or 'iemocap' when the path does not say
     epochs: int = 50
     batch_size: int = 32  # dialogues per step (paper: MELD 64, IEMOCAP 32)
     lr: float = 1e-4
@@ -95,9 +97,28 @@ def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> Spi
     return model
 
 
+def load_config_dataset(cfg: TrainConfig, name: str | None = None, data: str | None = None) -> DialogueDataset:
+    """The dataset ``cfg`` trains on — or dataset ``name`` at ``data`` — with ``cfg``'s features.
+
+    Commands that take a checkpoint load their data through this, so a model trained on
+    fine-tuned text features is never fed MiniLM's (same width, silently wrong).
+    """
+    if name is None:
+        name, data = cfg.dataset, cfg.data
+    return load_dataset(name, data, text_model=cfg.text_model, variant=cfg.variant)
+
+
+def checkpoint_dataset(ckpt: dict, name: str, data: str | None) -> DialogueDataset:
+    """Dataset ``name`` at ``data`` with the checkpoint's features, checked against its labels."""
+    dataset = load_config_dataset(from_dict(TrainConfig, ckpt["config"]), name, data)
+    if list(dataset.labels.labels) != ckpt["labels"]:
+        raise DataError(f"checkpoint labels {ckpt['labels']} differ from dataset {name!r} labels {list(dataset.labels.labels)}")
+    return dataset
+
+
 def prepare(cfg: TrainConfig, dataset: DialogueDataset | None = None) -> tuple[TrainConfig, DialogueDataset]:
     """Load the dataset (unless given) and fill in what the model config takes from it."""
-    dataset = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data)
+    dataset = dataset if dataset is not None else load_config_dataset(cfg)
     dims = dataset.feature_dims()
     missing = [m for m in cfg.model.modalities if m not in dims]
     if missing:
@@ -243,9 +264,7 @@ def train(
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = load_json(args.config) if args.config else {}
     overrides: dict = {"dataset": args.dataset}
-    if args.data is not None:
-        overrides["data"] = args.data
-    for key in ("epochs", "seed", "batch_size", "lr", "device", "threads"):
+    for key in ("data", "text_model", "variant", "epochs", "seed", "batch_size", "lr", "device", "threads"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     model: dict = {}
@@ -258,11 +277,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return from_dict(TrainConfig, merge(values, overrides), where=args.config or "config")
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+def add_train_arguments(parser: argparse.ArgumentParser, with_T: bool = True) -> None:
+    """The flags that build a TrainConfig (``train`` and ``bench``; bench takes a list of T's)."""
     parser.add_argument("--dataset", choices=DATASETS, required=True)
     parser.add_argument("--data", help="dataset folder or file (see README)")
+    parser.add_argument("--text-model", dest="text_model",
+                        help="meld/iemocap text encoder: 'minilm' (default) or a model directory from `features finetune`")
+    parser.add_argument("--variant", choices=VARIANTS, help="multiemo/dialoguernn: which dataset the pickles hold")
     parser.add_argument("--modalities", help="comma-separated subset of t,a,v (default: from config, else t,a,v)")
-    parser.add_argument("--T", type=int, help="time steps of the spiking core")
+    if with_T:
+        parser.add_argument("--T", type=int, help="time steps of the spiking core")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", dest="batch_size", type=int)
     parser.add_argument("--lr", type=float)

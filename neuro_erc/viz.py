@@ -244,14 +244,11 @@ def _log2_T_axis(ax, Ts: list[int]) -> None:
 
 
 def run_raster(args: argparse.Namespace) -> int:
-    from .data.registry import load_dataset
-    from .train import load_checkpoint, model_from_checkpoint
+    from .train import checkpoint_dataset, load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt)
-    dataset = load_dataset(args.dataset, args.data)
-    if list(dataset.labels.labels) != ckpt["labels"]:
-        raise DataError(f"checkpoint labels {ckpt['labels']} differ from dataset {args.dataset!r} labels {list(dataset.labels.labels)}")
+    dataset = checkpoint_dataset(ckpt, args.dataset, args.data)
     dialogue = find_utterance(dataset.split(args.split), args.dialogue, args.utterance, args.split)
     modality = args.modality or model.cfg.modalities[0]
     record = record_dialogue(model, dialogue, modality, ckpt["labels"])

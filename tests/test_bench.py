@@ -23,7 +23,7 @@ def tiny_synthetic(monkeypatch):
     def small(name, data=None, **kwargs):
         return make_synthetic(seed=0, n_train=16, n_dev=6, n_test=2, max_len=6)
 
-    for module in (registry, train_module, bench):
+    for module in (registry, train_module):
         monkeypatch.setattr(module, "load_dataset", small)
 
 

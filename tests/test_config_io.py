@@ -51,3 +51,19 @@ def test_atomic_write_leaves_old_file_on_crash(tmp_path):
             raise RuntimeError("crash")
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_atomic_dir_replaces_a_directory_whole_or_not_at_all(tmp_path):
+    from neuro_erc.io import atomic_dir
+
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("v1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "weights").write_text("half-written")
+            raise RuntimeError("crash while saving")
+    assert (target / "weights").read_text() == "v1"
+    with atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("v2")
+    assert (target / "weights").read_text() == "v2" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]

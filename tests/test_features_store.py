@@ -86,9 +86,9 @@ def test_crash_mid_write_leaves_the_previous_store_intact(tmp_path):
     assert subprocess.run([sys.executable, "-c", script]).returncode == 9
     assert path.read_bytes() == before
     assert FeatureStore(path).read(ENC, {A: "h0"}).keys() == {A}
-    assert any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())  # the dead writer's file
+    assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # the dead writer's file
     FeatureStore(path).write(ENC, {B: ("h1", rows(3))})  # the next writer cleans it up
-    assert not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
 
 
 def test_fetch_or_compute_computes_only_what_changed(tmp_path):

@@ -117,3 +117,33 @@ def test_features_text_command(minilm, tmp_path, monkeypatch, capsys):
         summary = json.loads(capsys.readouterr().out)
         assert summary["cached"] is cached and summary["n_utterances"] == 3 and summary["dim"] == 384
     assert calls[0] == ("meld", "somewhere", False)
+
+
+def test_finetune_keeps_the_dev_best_encoder_as_a_text_model(minilm, tmp_path):
+    from neuro_erc.features.finetune import FinetuneConfig, finetune_text_encoder, length_batches
+
+    happy = ["I love this!", "What a wonderful day.", "This is great news!", "I'm so glad.", "Fantastic, thank you!"]
+    sad = ["I miss her so much.", "This is terrible news.", "I feel awful.", "Nobody came to my party.", "I lost my job."]
+    labels = LabelSet("toy", ("joy", "sadness"))
+    dialogue = lambda i, texts, label: Dialogue(f"d{i}", [Utterance("A", label, t) for t in texts])  # noqa: E731
+    dataset = DialogueDataset("toy", labels, {
+        "train": [dialogue(0, happy[:4], 0), dialogue(1, sad[:4], 1), dialogue(2, happy[1:], 0), dialogue(3, sad[1:], 1)],
+        "dev": [dialogue(4, [happy[4], sad[4]], 0)],
+    })
+    dataset.split("dev")[0].utterances[1].label = 1
+    out = tmp_path / "tuned"
+    log = finetune_text_encoder(dataset, out, FinetuneConfig(epochs=2, batch_size=4, lr=1e-4, head_lr=3e-2), progress=False)
+
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2] and log["n_train"] == 16 and log["n_dev"] == 2
+    assert log["best_dev_wf1"] == max(e["dev_wf1"] for e in log["epochs"]) == 100.0
+    vectors = embed_texts(happy, model=str(out))
+    assert vectors.shape == (5, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert not np.allclose(vectors, embed_texts(happy), atol=1e-3)  # the weights moved
+    assert text_encoder(str(out)).key == "text.tuned"
+    with pytest.raises(FileExistsError, match="tuned exists"):
+        finetune_text_encoder(dataset, out, progress=False)
+
+    import random
+
+    batches = length_batches([5, 1, 9, 3, 7, 2, 8], 3, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(7)) and max(map(len, batches)) == 3

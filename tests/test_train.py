@@ -6,6 +6,7 @@ import torch
 
 from neuro_erc.cli import main
 from neuro_erc.config import from_dict
+from neuro_erc.data import DialogueDataset, LabelSet
 from neuro_erc.data.synthetic import make_synthetic
 from neuro_erc.losses import LossConfig
 from neuro_erc.model.spikemo import ModelConfig
@@ -100,3 +101,23 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert report["weighted_f1"] == json.loads((run / "report_dev.json").read_text())["weighted_f1"]
     assert "W-F1" in capsys.readouterr().out
     assert main(["train", "--dataset", "synthetic", "--modalities", "t,x", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_checkpoint_commands_load_the_trained_text_features(tmp_path, monkeypatch):
+    """A model trained on fine-tuned text features is evaluated on them, not on MiniLM's (same width)."""
+    import neuro_erc.train as train_mod
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--T", "2", "--modalities", "t",
+                 "--text-model", "encoders/tuned", "--out", str(run), "--quiet"]) == 0
+    assert json.loads((run / "config.json").read_text())["text_model"] == "encoders/tuned"
+    calls, returned = [], [make_synthetic()]
+    monkeypatch.setattr(train_mod, "load_dataset", lambda *a, **kw: calls.append((a, kw)) or returned[0])
+    argv = ["evaluate", "--checkpoint", str(run / "best.pt"), "--dataset", "meld", "--data", "x",
+            "--split", "dev", "--out", str(tmp_path / "r.json")]
+    assert main(argv) == 0
+    assert calls == [(("meld", "x"), {"text_model": "encoders/tuned", "variant": None})]
+    synthetic = returned[0]
+    other_labels = LabelSet("other", tuple(reversed(synthetic.labels.labels)))
+    returned[0] = DialogueDataset("other", other_labels, synthetic.splits)
+    assert main(argv) == 2  # a dataset with other labels is refused (the CLI prints both label lists)

@@ -8,8 +8,8 @@
   :func:`.feature_pickles.load_dialoguernn`.
 
 Without ``data`` a dataset is looked for in ``$NEURO_ERC_DATA/<name>``. meld and iemocap
-carry text only; with ``text_features`` their utterances get sentence embeddings from
-:func:`neuro_erc.features.text.attach_text_features`. multiemo and dialoguernn are MELD or
+carry text only; with ``text_features`` their utterances get sentence embeddings of
+``text_model`` from :func:`neuro_erc.features.text.attach_text_features`. multiemo and dialoguernn are MELD or
 IEMOCAP by their path's name unless ``variant`` says which.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ def load_dataset(
     text_features: bool = True,
     feature_store: str | Path | None = None,
     variant: str | None = None,
+    text_model: str = "minilm",
 ) -> DialogueDataset:
     """Load dataset ``name`` from ``data`` (see the module docstring), validated."""
     if name not in DATASETS:
@@ -56,7 +57,7 @@ def load_dataset(
         if text_features and name in ("meld", "iemocap"):
             from neuro_erc.features.text import attach_text_features  # sentence-transformers: import on demand
 
-            dataset = attach_text_features(dataset, store=feature_store)
+            dataset = attach_text_features(dataset, store=feature_store, model=text_model)
     dataset.validate()
     return dataset
 

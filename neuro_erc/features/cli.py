@@ -1,4 +1,5 @@
-"""``neuro-erc features {text,audio}``: compute features once into the HDF5 store.
+"""``neuro-erc features {text,finetune,audio}``: compute features once into the HDF5 store, or
+fine-tune the text encoder that computes them.
 
 Prints a JSON summary: counts, dimension, store path, seconds, and whether everything
 came from the store (``cached``; then no encoder was loaded).
@@ -7,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 
 from .audio import FEATURE_SETS
+from .finetune import FinetuneConfig
 from .store import default_store_path
 
 
@@ -25,6 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     text.add_argument("--batch-size", type=int, default=256)
     text.add_argument("--no-progress", action="store_true", help="no progress bar")
     text.set_defaults(func=run_text)
+
+    tune = kinds.add_parser("finetune", help="fine-tune the text encoder on a dataset's train labels (dev-selected)")
+    tune.add_argument("--dataset", required=True, choices=["meld", "iemocap"])
+    tune.add_argument("--data", help="the dataset's folder or file (default $NEURO_ERC_DATA/<dataset>)")
+    tune.add_argument("--out", required=True, help="new directory for the fine-tuned sentence-transformers model")
+    tune.add_argument("--base", default="minilm", help="encoder to start from: 'minilm' or a local model directory")
+    for name, value in asdict(FinetuneConfig()).items():
+        tune.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(value), default=value)
+    tune.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tune.set_defaults(func=run_finetune)
 
     audio = kinds.add_parser("audio", help="openSMILE functionals of the clips listed in a manifest")
     audio.add_argument("--manifest", required=True, help="CSV with columns dataset,split,dialogue_id,utterance_index,path")
@@ -44,6 +57,17 @@ def run_text(args: argparse.Namespace) -> int:
         dataset, store=args.store, model=args.model, batch_size=args.batch_size, progress=not args.no_progress
     )
     print(json.dumps({"modality": "t", "dataset": dataset.name, **result.summary()}, indent=2))
+    return 0
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from ..data.registry import load_dataset
+    from .finetune import finetune_text_encoder
+
+    dataset = load_dataset(args.dataset, args.data, text_features=False)
+    cfg = FinetuneConfig(**{name: getattr(args, name) for name in asdict(FinetuneConfig())})
+    log = finetune_text_encoder(dataset, args.out, cfg, base=args.base, progress=not args.no_progress)
+    print(json.dumps({"out": args.out, **{k: log[k] for k in ("dataset", "best_epoch", "best_dev_wf1", "epochs")}}, indent=2))
     return 0
 
 

@@ -41,10 +41,10 @@ import h5py
 import numpy as np
 
 from ..data.types import DataError
+from ..io import atomic_path
 
 log = logging.getLogger(__name__)
 
-_TMP_PREFIX = ".tmp-"
 
 
 def default_store_path() -> Path:
@@ -88,14 +88,6 @@ def _name(part: str) -> str:
 
 def _path(encoder: Encoder, key: DialogueKey) -> str:
     return "/".join(_name(p) for p in (encoder.key, *key))
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FeatureStore:
@@ -182,29 +174,21 @@ class FeatureStore:
             )
         dim = dims.pop()
         with self._lock():
-            for stale in self.path.parent.glob(_TMP_PREFIX + self.path.name + ".*"):
-                stale.unlink()  # left by a writer that crashed: we hold the lock, so nobody owns it
-            tmp = self.path.with_name(f"{_TMP_PREFIX}{self.path.name}.{os.getpid()}")
-            try:
-                with h5py.File(tmp, "w") as dst:
-                    attrs = self._copy_kept(dst, encoder, set(arrays))
-                    if attrs.get("dim", dim) != dim:
-                        raise DataError(
-                            f"{self.path}: {encoder.key} holds {attrs['dim']}-d features from the same "
-                            f"encoder version, but the new ones are {dim}-d"
-                        )
-                    created = attrs.get("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-                    group = dst.require_group(_name(encoder.key))
-                    group.attrs.update(encoder=encoder.name, version=encoder.version, dim=dim, created=created)
-                    for key, (digest, array) in arrays.items():
-                        ds = dst.create_dataset(_path(encoder, key), data=array)
-                        ds.attrs["input_hash"] = digest
-                _fsync(tmp)
-                os.replace(tmp, self.path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            _fsync(self.path.parent)
+            for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                stale.unlink()  # left by a writer that was killed: we hold the lock, so nobody owns it
+            with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as dst:
+                attrs = self._copy_kept(dst, encoder, set(arrays))
+                if attrs.get("dim", dim) != dim:
+                    raise DataError(
+                        f"{self.path}: {encoder.key} holds {attrs['dim']}-d features from the same "
+                        f"encoder version, but the new ones are {dim}-d"
+                    )
+                created = attrs.get("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+                group = dst.require_group(_name(encoder.key))
+                group.attrs.update(encoder=encoder.name, version=encoder.version, dim=dim, created=created)
+                for key, (digest, array) in arrays.items():
+                    ds = dst.create_dataset(_path(encoder, key), data=array)
+                    ds.attrs["input_hash"] = digest
 
     def _copy_kept(self, dst: h5py.File, encoder: Encoder, replaced: set[DialogueKey]) -> dict:
         """Copy the old store into ``dst`` minus what this write replaces.
