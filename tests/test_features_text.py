@@ -121,6 +121,8 @@ def test_features_text_command(minilm, tmp_path, monkeypatch, capsys):
 
 def test_finetune_keeps_the_dev_best_encoder_as_a_text_model(minilm, tmp_path):
     from neuro_erc.features.finetune import FinetuneConfig, finetune_text_encoder, length_batches
+    from neuro_erc.features.store import DialogueKey
+    from neuro_erc.features.text import InputFormat, text_features
 
     happy = ["I love this!", "What a wonderful day.", "This is great news!", "I'm so glad.", "Fantastic, thank you!"]
     sad = ["I miss her so much.", "This is terrible news.", "I feel awful.", "Nobody came to my party.", "I lost my job."]
@@ -128,11 +130,11 @@ def test_finetune_keeps_the_dev_best_encoder_as_a_text_model(minilm, tmp_path):
     dialogue = lambda i, texts, label: Dialogue(f"d{i}", [Utterance("A", label, t) for t in texts])  # noqa: E731
     dataset = DialogueDataset("toy", labels, {
         "train": [dialogue(0, happy[:4], 0), dialogue(1, sad[:4], 1), dialogue(2, happy[1:], 0), dialogue(3, sad[1:], 1)],
-        "dev": [dialogue(4, [happy[4], sad[4]], 0)],
+        "dev": [dialogue(4, [happy[4]], 0), dialogue(5, [sad[4]], 1)],
     })
-    dataset.split("dev")[0].utterances[1].label = 1
     out = tmp_path / "tuned"
-    log = finetune_text_encoder(dataset, out, FinetuneConfig(epochs=2, batch_size=4, lr=1e-4, head_lr=3e-2), progress=False)
+    cfg = FinetuneConfig(epochs=2, batch_size=4, lr=1e-4, head_lr=3e-2, past_utterances=1)
+    log = finetune_text_encoder(dataset, out, cfg, progress=False)
 
     assert [e["epoch"] for e in log["epochs"]] == [1, 2] and log["n_train"] == 16 and log["n_dev"] == 2
     assert log["best_dev_wf1"] == max(e["dev_wf1"] for e in log["epochs"]) == 100.0
@@ -140,6 +142,12 @@ def test_finetune_keeps_the_dev_best_encoder_as_a_text_model(minilm, tmp_path):
     assert vectors.shape == (5, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert not np.allclose(vectors, embed_texts(happy), atol=1e-3)  # the weights moved
     assert text_encoder(str(out)).key == "text.tuned"
+    assert InputFormat.of(str(out)) == InputFormat(1, " [SEP] ")  # kept with the model for later embeddings
+    features = text_features(dataset, store=tmp_path / "f.h5", model=str(out), progress=False).features
+    first = dataset.split("train")[0].utterances
+    np.testing.assert_allclose(  # the 2nd utterance is read with the 1st after it
+        features[DialogueKey("toy", "train", "d0")][:2],
+        embed_texts([first[0].text, f"{first[1].text} [SEP] {first[0].text}"], model=str(out)), atol=1e-6)
     with pytest.raises(FileExistsError, match="tuned exists"):
         finetune_text_encoder(dataset, out, progress=False)
 
@@ -147,3 +155,11 @@ def test_finetune_keeps_the_dev_best_encoder_as_a_text_model(minilm, tmp_path):
 
     batches = length_batches([5, 1, 9, 3, 7, 2, 8], 3, random.Random(0))
     assert sorted(i for b in batches for i in b) == list(range(7)) and max(map(len, batches)) == 3
+
+
+def test_input_format_reads_each_utterance_then_its_past_nearest_first():
+    from neuro_erc.features.text import InputFormat
+
+    texts = ["a", "b", "c", "d"]
+    assert InputFormat().inputs(texts) == texts
+    assert InputFormat(2, "|").inputs(texts) == ["a", "b|a", "c|b|a", "d|c|b"]

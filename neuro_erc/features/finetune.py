@@ -3,7 +3,9 @@
 Frozen MiniLM sentence embeddings cap text-only ERC near the no-context floor (RESEARCH.md §2):
 their geometry is about topic, not emotion. Fine-tuning the encoder with a linear emotion head,
 one utterance at a time, is the usual first stage of ERC pipelines (COSMIC, MultiEMO's
-EmoBERTa features); the dialogue model then trains on the fine-tuned embeddings.
+EmoBERTa features); the dialogue model then trains on the fine-tuned embeddings. With
+``past_utterances`` the encoder reads each utterance followed by the ones before it (EmoBERTa's
+past context), and the saved model keeps that input format for every later embedding.
 
 The result is a sentence-transformers model directory (mean pooling + L2 normalisation, as
 MiniLM), usable anywhere a text model is taken: ``neuro-erc features text --model DIR`` and the
@@ -24,7 +26,7 @@ import numpy as np
 
 from ..data.types import IGNORE_LABEL, DataError, DialogueDataset
 from ..io import atomic_dir, write_json
-from .text import MINILM, _torch_threads, load_text_model
+from .text import MINILM, InputFormat, _torch_threads, load_text_model
 
 LOG_NAME = "finetune.json"
 
@@ -39,14 +41,17 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of steps with a linear warm-up
     seed: int = 0
+    past_utterances: int = 0  # earlier utterances read with each one (text.InputFormat)
 
 
-def labelled_texts(dataset: DialogueDataset, split: str) -> tuple[list[str], np.ndarray]:
+def labelled_inputs(dataset: DialogueDataset, split: str, text_input: InputFormat) -> tuple[list[str], np.ndarray]:
+    """Encoder inputs and labels of the labelled utterances of ``split``."""
     texts, labels = [], []
     for dialogue in dataset.split(split):
-        for utt in dialogue.utterances:
+        inputs = text_input.inputs([u.text for u in dialogue.utterances])
+        for utt, text in zip(dialogue.utterances, inputs):
             if utt.label != IGNORE_LABEL:
-                texts.append(utt.text)
+                texts.append(text)
                 labels.append(utt.label)
     if not texts:
         raise DataError(f"{dataset.name}: split {split!r} has no labelled utterances to fine-tune on")
@@ -86,13 +91,15 @@ def finetune_text_encoder(
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; fine-tuning writes a new model directory (choose another --out)")
-    train_texts, train_labels = labelled_texts(dataset, "train")
-    dev_texts, dev_labels = labelled_texts(dataset, "dev")
-
+    if InputFormat.of(base).past_utterances:
+        raise DataError(f"base model {base}: fine-tuning starts from an encoder that reads one utterance at a time")
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     encoder = copy.deepcopy(load_text_model(base))  # trained in place: keep the shared cached one frozen
+    text_input = InputFormat(cfg.past_utterances, f" {encoder.tokenizer.sep_token} ")
+    train_texts, train_labels = labelled_inputs(dataset, "train", text_input)
+    dev_texts, dev_labels = labelled_inputs(dataset, "dev", text_input)
     encoder.max_seq_length = cfg.max_length
     head = torch.nn.Linear(encoder.get_sentence_embedding_dimension(), len(dataset.labels))
     optimizer = torch.optim.AdamW(
@@ -147,6 +154,7 @@ def finetune_text_encoder(
                 log.update(best_epoch=epoch, best_dev_wf1=wf1)
                 with atomic_dir(out) as tmp:
                     encoder.save(str(tmp))
+                    text_input.save(tmp)
                     write_json(tmp / LOG_NAME, log)
             else:
                 write_json(out / LOG_NAME, log)

