@@ -188,3 +188,15 @@ def test_data_stats_command_on_multiemo(tmp_path, capsys):
     stats = json.loads(capsys.readouterr().out)
     assert stats["n_dialogues"] == 2 and stats["n_utterances"] == 2 + 3
     assert sum(stats["label_counts"].values()) == 5
+
+
+def test_train_and_evaluate_take_the_variant_from_the_command_line_and_checkpoint(tmp_path):
+    directory = write_multiemo(tmp_path / "features", "iemocap", dims={"Text": 6, "Audio": 4, "Visual": 4})
+    run = tmp_path / "run"
+    tiny = ["--modalities", "t", "--epochs", "1", "--T", "2", "--quiet"]
+    assert main(["train", "--dataset", "multiemo", "--data", str(directory), *tiny, "--out", str(run)]) == 2
+    assert main(["train", "--dataset", "multiemo", "--data", str(directory), "--variant", "iemocap",
+                 *tiny, "--out", str(run)]) == 0
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--dataset", "multiemo", "--data", str(directory),
+                 "--split", "test", "--out", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["dataset"] == "multiemo-iemocap"
