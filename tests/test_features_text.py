@@ -1,4 +1,6 @@
 """MiniLM text features: embeddings, attaching them, reuse without loading the model."""
+import json
+
 import numpy as np
 import pytest
 
@@ -163,3 +165,32 @@ def test_input_format_reads_each_utterance_then_its_past_nearest_first():
     texts = ["a", "b", "c", "d"]
     assert InputFormat().inputs(texts) == texts
     assert InputFormat(2, "|").inputs(texts) == ["a", "b|a", "c|b|a", "d|c|b"]
+
+
+def test_crossfit_embeds_each_dialogue_with_the_encoder_that_never_saw_it(minilm, tmp_path):
+    from neuro_erc.features.finetune import FinetuneConfig, crossfit_text_encoder
+    from neuro_erc.features.store import DialogueKey
+    from neuro_erc.features.text import crossfit_folds, fold_of, text_features
+
+    texts = ["I love it!", "So sad today.", "Great, thanks!", "I miss him.", "What a day!", "Awful news."]
+    dataset = toy_dataset({"train": [texts[i:i + 2] for i in range(5)], "dev": [texts[:2], texts[2:4]]})
+    for utt in (u for ds in dataset.splits.values() for d in ds for u in d.utterances):
+        utt.label = int("sad" in utt.text or "miss" in utt.text or "Awful" in utt.text)
+    folds = {fold_of(d.id, 2) for d in dataset.split("train")}
+    assert folds == {0, 1}  # both folds hold train dialogues (d0..d4)
+    out = tmp_path / "xfit"
+    cfg = FinetuneConfig(epochs=1, batch_size=4)
+    summary = crossfit_text_encoder(dataset, out, 2, cfg, progress=False)
+    assert summary["folds"] == 2 and crossfit_folds(str(out)) == 2 and len(summary["best_dev_wf1"]) == 2
+    for fold in (0, 1):
+        log = json.loads((out / f"fold{fold}" / "finetune.json").read_text())
+        assert log["n_train"] == 2 * sum(fold_of(d.id, 2) != fold for d in dataset.split("train"))
+
+    features = text_features(dataset, store=tmp_path / "f.h5", model=str(out), progress=False).features
+    for split, dialogues in dataset.splits.items():
+        for d in dialogues:
+            encoder = str(out / f"fold{fold_of(d.id, 2)}")
+            np.testing.assert_allclose(features[DialogueKey("toy", split, d.id)],
+                                       embed_texts([u.text for u in d.utterances], model=encoder), atol=1e-6)
+    with pytest.raises(FileExistsError, match="finished cross-fitted model"):
+        crossfit_text_encoder(dataset, out, 2, cfg, progress=False)

@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--base", default="minilm", help="encoder to start from: 'minilm' or a local model directory")
     for name, value in asdict(FinetuneConfig()).items():
         tune.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(value), default=value)
+    tune.add_argument("--folds", type=int, default=0,
+                      help="K ≥ 2: cross-fit K encoders so no train utterance is embedded by one that fitted its label")
     tune.add_argument("--no-progress", action="store_true", help="no progress bar")
     tune.set_defaults(func=run_finetune)
 
@@ -62,12 +64,16 @@ def run_text(args: argparse.Namespace) -> int:
 
 def run_finetune(args: argparse.Namespace) -> int:
     from ..data.registry import load_dataset
-    from .finetune import finetune_text_encoder
+    from .finetune import crossfit_text_encoder, finetune_text_encoder
 
     dataset = load_dataset(args.dataset, args.data, text_features=False)
     cfg = FinetuneConfig(**{name: getattr(args, name) for name in asdict(FinetuneConfig())})
-    log = finetune_text_encoder(dataset, args.out, cfg, base=args.base, progress=not args.no_progress)
-    print(json.dumps({"out": args.out, **{k: log[k] for k in ("dataset", "best_epoch", "best_dev_wf1", "epochs")}}, indent=2))
+    if args.folds:
+        summary = crossfit_text_encoder(dataset, args.out, args.folds, cfg, base=args.base, progress=not args.no_progress)
+    else:
+        log = finetune_text_encoder(dataset, args.out, cfg, base=args.base, progress=not args.no_progress)
+        summary = {k: log[k] for k in ("dataset", "best_epoch", "best_dev_wf1", "epochs")}
+    print(json.dumps({"out": args.out, **summary}, indent=2))
     return 0
 
 

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -31,6 +32,26 @@ from .store import DialogueKey, Encoder, FeatureResult, FeatureStore, fetch_or_c
 MINILM = "minilm"
 _SMALL_FILE = 1 << 20
 INPUT_FORMAT_FILE = "text_input.json"
+CROSSFIT_FILE = "crossfit.json"
+
+
+def fold_of(dialogue_id: str, folds: int) -> int:
+    """The cross-fitting fold of a dialogue: CRC-32 of its id modulo ``folds`` (stable, no RNG)."""
+    return zlib.crc32(dialogue_id.encode("utf-8")) % folds
+
+
+def crossfit_folds(model: str) -> int:
+    """How many fold encoders ``model`` is made of (0: a single encoder).
+
+    A cross-fitted model (``features finetune --folds K``) is a directory of K encoders
+    ``fold0..fold{K-1}``; encoder k was fine-tuned without the train dialogues of fold k, and
+    embeds every dialogue of fold k — of any split — so no utterance is embedded by an encoder
+    that has fitted its label.
+    """
+    if model == MINILM:
+        return 0
+    path = Path(model) / CROSSFIT_FILE
+    return int(json.loads(path.read_text())["folds"]) if path.is_file() else 0
 
 
 @dataclass(frozen=True)
@@ -79,10 +100,10 @@ def _model_dir(model: str) -> Path:
     path = Path(model).expanduser()
     if not path.is_dir():
         raise DataError(f"text model {model!r}: expected {MINILM!r} or a local model directory; {path} does not exist")
-    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+    if not any((path / name).is_file() for name in ("modules.json", "config.json", CROSSFIT_FILE)):
         raise DataError(
             f"text model {model!r}: {path} is not a sentence-transformers/transformers model directory "
-            "(expected modules.json or config.json in it)"
+            f"(expected modules.json or config.json in it) nor a cross-fitted one ({CROSSFIT_FILE})"
         )
     return path.resolve()
 
@@ -196,11 +217,22 @@ def text_features(
                 raise DataError(f"{key}: dialogue id appears twice in the split (ids must be unique)")
             inputs[key] = text_input.inputs([u.text for u in d.utterances])
 
+    def embed_dialogues(dialogues: dict[DialogueKey, Sequence[str]], encoder: str) -> dict[DialogueKey, np.ndarray]:
+        flat = [t for texts in dialogues.values() for t in texts]
+        vectors = embed_texts(flat, model=encoder, batch_size=batch_size, progress=progress)
+        bounds = np.cumsum([0] + [len(t) for t in dialogues.values()])
+        return {k: vectors[a:b] for k, a, b in zip(dialogues, bounds[:-1], bounds[1:])}
+
     def compute(missing: dict[DialogueKey, Sequence[str]]) -> dict[DialogueKey, np.ndarray]:
-        flat = [t for texts in missing.values() for t in texts]
-        vectors = embed_texts(flat, model=model, batch_size=batch_size, progress=progress)
-        bounds = np.cumsum([0] + [len(t) for t in missing.values()])
-        return {k: vectors[a:b] for k, a, b in zip(missing, bounds[:-1], bounds[1:])}
+        folds = crossfit_folds(model)
+        if not folds:
+            return embed_dialogues(missing, model)
+        out: dict[DialogueKey, np.ndarray] = {}
+        for fold in range(folds):
+            mine = {k: v for k, v in missing.items() if fold_of(k.dialogue, folds) == fold}
+            if mine:
+                out.update(embed_dialogues(mine, str(Path(model) / f"fold{fold}")))
+        return out
 
     return fetch_or_compute(FeatureStore(store), text_encoder(model), inputs, compute)
 
