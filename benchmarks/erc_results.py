@@ -13,6 +13,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     base = merge(load_json(args.config), {"dataset": args.dataset, **({"data": args.data} if args.data else {})})
     out = Path(args.out or Path(__file__).parent / "results" / f"{Path(args.runs).name}.json")
-    results: dict = {"command": " ".join(["python", "benchmarks/erc_results.py", *__import__("sys").argv[1:]]),
+    results: dict = {"command": " ".join(["python", "benchmarks/erc_results.py", *sys.argv[1:]]),
                      "config": base, "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads(),
                                                   "torch": torch.__version__}, "variants": {}}
     for variant in args.variants.split(","):

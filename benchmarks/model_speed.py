@@ -105,9 +105,7 @@ def child(spec: dict) -> dict:
 
     from neuro_erc.config import from_dict
     from neuro_erc.data.batching import collate, iterate_batches
-    from neuro_erc.losses import class_weights_from_counts
-    from neuro_erc.model.spikemo import SpikEmo
-    from neuro_erc.train import TrainConfig, label_counts, prepare, resolve_device, seed_everything, train_epoch
+    from neuro_erc.train import TrainConfig, build_training, prepare, resolve_device, train_epoch
 
     load_before = os.getloadavg()[0]
     torch.set_num_threads(spec["threads"])
@@ -116,12 +114,7 @@ def child(spec: dict) -> dict:
     modalities = cfg.model.modalities
     n_train = (spec["warmup"] + spec["steps"]) * cfg.batch_size
     cfg, dataset = prepare(cfg, meld_shaped(n_train, INFER_WARMUP + spec["infer_dialogues"], modalities, spec["seed"]))
-    seed_everything(cfg.seed)
-    model = SpikEmo(cfg.model).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    class_weights = (
-        class_weights_from_counts(label_counts(dataset, "train")).to(device) if cfg.loss.class_weights else None
-    )
+    model, optimizer, class_weights = build_training(cfg, dataset, device)
     batches = [b.to(device) for b in iterate_batches(dataset.split("train"), modalities, cfg.batch_size)]
     warmup, timed = batches[: spec["warmup"]], batches[spec["warmup"]:]
     train_epoch(model, optimizer, warmup, cfg.loss, class_weights, cfg.grad_clip, lambda it: it)

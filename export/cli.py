@@ -72,7 +72,7 @@ def run_lava(args: argparse.Namespace) -> int:
     from .parity import hybrid_parity
 
     _, model, ckpt = _cores(args.checkpoint, None)
-    dataset = checkpoint_dataset(ckpt, args.dataset, args.data)
+    dataset = checkpoint_dataset(ckpt, args.dataset, args.data, args.checkpoint)
     dialogues = dataset.split(args.split)
     if args.max_length:
         dialogues = [d for d in dialogues if len(d.utterances) <= args.max_length]

@@ -39,7 +39,7 @@ from .evaluate import classification_report, predict
 from .io import atomic_path, write_json
 from .train import (
     TrainConfig, add_train_arguments, config_from_args, load_checkpoint, load_config_dataset, model_from_checkpoint,
-    resolve_device, train,
+    require_checkpoint_labels, resolve_device, train,
 )
 
 COLUMNS = (
@@ -90,8 +90,7 @@ def train_seconds(run_dir: Path) -> float:
 def measure(run_dir: Path, T: int, dataset: DialogueDataset, precision: str) -> tuple[dict, dict]:
     """(results row, energy details) of ``run_dir/best.pt`` on the dev split."""
     ckpt = load_checkpoint(run_dir / "best.pt")
-    if ckpt["labels"] != list(dataset.labels.labels):
-        raise ValueError(f"{run_dir / 'best.pt'} has labels {ckpt['labels']}; dataset {dataset.name!r} has {list(dataset.labels.labels)}")
+    require_checkpoint_labels(ckpt, dataset, run_dir / "best.pt")
     cfg = from_dict(TrainConfig, ckpt["config"])
     device = resolve_device(cfg.device)
     model = model_from_checkpoint(ckpt, device)

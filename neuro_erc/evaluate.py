@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Sequence
 
 import numpy as np
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     model = model_from_checkpoint(ckpt, device)
-    dataset = checkpoint_dataset(ckpt, args.dataset, args.data)
+    dataset = checkpoint_dataset(ckpt, args.dataset, args.data, args.checkpoint)
     report = evaluate_split(model, dataset, args.split, model.cfg.modalities, args.batch_size, device)
     write_json(args.out, report)
     print(format_table(report))

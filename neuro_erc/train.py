@@ -108,11 +108,18 @@ def load_config_dataset(cfg: TrainConfig, name: str | None = None, data: str | N
     return load_dataset(name, data, text_model=cfg.text_model, variant=cfg.variant)
 
 
-def checkpoint_dataset(ckpt: dict, name: str, data: str | None) -> DialogueDataset:
-    """Dataset ``name`` at ``data`` with the checkpoint's features, checked against its labels."""
-    dataset = load_config_dataset(from_dict(TrainConfig, ckpt["config"]), name, data)
+def require_checkpoint_labels(ckpt: dict, dataset: DialogueDataset, source: str | Path) -> None:
+    """Refuse to run the checkpoint at ``source`` on a dataset with other labels (or label order)."""
     if list(dataset.labels.labels) != ckpt["labels"]:
-        raise DataError(f"checkpoint labels {ckpt['labels']} differ from dataset {name!r} labels {list(dataset.labels.labels)}")
+        raise DataError(f"{source}: checkpoint labels {ckpt['labels']} differ from dataset {dataset.name!r} "
+                        f"labels {list(dataset.labels.labels)}")
+
+
+def checkpoint_dataset(ckpt: dict, name: str, data: str | None, source: str | Path) -> DialogueDataset:
+    """Dataset ``name`` at ``data`` with the features of the checkpoint at ``source``, checked
+    against its labels."""
+    dataset = load_config_dataset(from_dict(TrainConfig, ckpt["config"]), name, data)
+    require_checkpoint_labels(ckpt, dataset, source)
     return dataset
 
 
@@ -168,6 +175,17 @@ def train_epoch(model, optimizer, batches, loss_cfg, class_weights, grad_clip, p
     return {key: value / max(n_steps, 1) for key, value in totals.items()}
 
 
+def build_training(cfg: TrainConfig, dataset: DialogueDataset, device: torch.device):
+    """Seeded model, Adam optimiser and (if configured) class weights for a prepared ``cfg``."""
+    seed_everything(cfg.seed)
+    model = SpikEmo(cfg.model).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    class_weights = (
+        class_weights_from_counts(label_counts(dataset, "train")).to(device) if cfg.loss.class_weights else None
+    )
+    return model, optimizer, class_weights
+
+
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -182,13 +200,8 @@ def train(
         torch.set_num_threads(cfg.threads)
     cfg, dataset = prepare(cfg, dataset)
     device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
-    model = SpikEmo(cfg.model).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    model, optimizer, class_weights = build_training(cfg, dataset, device)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
-    class_weights = (
-        class_weights_from_counts(label_counts(dataset, "train")).to(device) if cfg.loss.class_weights else None
-    )
     start_epoch, best_f1, best_epoch = 0, -1.0, -1
     metrics_path = out_dir / "metrics.jsonl"
     if resume and (out_dir / "last.pt").exists():

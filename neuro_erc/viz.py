@@ -248,7 +248,7 @@ def run_raster(args: argparse.Namespace) -> int:
 
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt)
-    dataset = checkpoint_dataset(ckpt, args.dataset, args.data)
+    dataset = checkpoint_dataset(ckpt, args.dataset, args.data, args.checkpoint)
     dialogue = find_utterance(dataset.split(args.split), args.dialogue, args.utterance, args.split)
     modality = args.modality or model.cfg.modalities[0]
     record = record_dialogue(model, dialogue, modality, ckpt["labels"])

@@ -194,3 +194,17 @@ def test_crossfit_embeds_each_dialogue_with_the_encoder_that_never_saw_it(minilm
                                        embed_texts([u.text for u in d.utterances], model=encoder), atol=1e-6)
     with pytest.raises(FileExistsError, match="finished cross-fitted model"):
         crossfit_text_encoder(dataset, out, 2, cfg, progress=False)
+
+
+def test_malformed_model_files_name_the_file(tmp_path):
+    from neuro_erc.features.text import CROSSFIT_FILE, INPUT_FORMAT_FILE, InputFormat, crossfit_folds
+
+    (tmp_path / CROSSFIT_FILE).write_text('{"folds": 1}')
+    with pytest.raises(DataError, match=rf"{CROSSFIT_FILE}: expected \"folds\": an integer ≥ 2; got 1"):
+        crossfit_folds(str(tmp_path))
+    (tmp_path / INPUT_FORMAT_FILE).write_text("[2]")
+    with pytest.raises(DataError, match=rf"{INPUT_FORMAT_FILE}: expected a JSON object, got list"):
+        InputFormat.of(str(tmp_path))
+    (tmp_path / INPUT_FORMAT_FILE).write_text('{"past": 2}')
+    with pytest.raises(DataError, match=rf"{INPUT_FORMAT_FILE}: expected past_utterances and separator"):
+        InputFormat.of(str(tmp_path))

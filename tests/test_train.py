@@ -103,7 +103,7 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert main(["train", "--dataset", "synthetic", "--modalities", "t,x", "--out", str(tmp_path / "bad")]) == 2
 
 
-def test_checkpoint_commands_load_the_trained_text_features(tmp_path, monkeypatch):
+def test_checkpoint_commands_load_the_trained_text_features(tmp_path, monkeypatch, capsys):
     """A model trained on fine-tuned text features is evaluated on them, not on MiniLM's (same width)."""
     import neuro_erc.train as train_mod
 
@@ -120,4 +120,5 @@ def test_checkpoint_commands_load_the_trained_text_features(tmp_path, monkeypatc
     synthetic = returned[0]
     other_labels = LabelSet("other", tuple(reversed(synthetic.labels.labels)))
     returned[0] = DialogueDataset("other", other_labels, synthetic.splits)
-    assert main(argv) == 2  # a dataset with other labels is refused (the CLI prints both label lists)
+    assert main(argv) == 2  # a dataset with other labels is refused, naming the checkpoint and both label lists
+    assert f"{run / 'best.pt'}: checkpoint labels" in capsys.readouterr().err

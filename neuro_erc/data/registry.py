@@ -9,8 +9,8 @@
 
 Without ``data`` a dataset is looked for in ``$NEURO_ERC_DATA/<name>``. meld and iemocap
 carry text only; with ``text_features`` their utterances get sentence embeddings of
-``text_model`` from :func:`neuro_erc.features.text.attach_text_features`. multiemo and dialoguernn are MELD or
-IEMOCAP by their path's name unless ``variant`` says which.
+``text_model`` from :func:`neuro_erc.features.text.attach_text_features`. multiemo and
+dialoguernn are MELD or IEMOCAP by their path's name unless ``variant`` says which.
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..data.types import IGNORE_LABEL, DataError, DialogueDataset
 from ..io import atomic_dir, write_json
-from .text import CROSSFIT_FILE, MINILM, InputFormat, _torch_threads, fold_of, load_text_model
+from .text import CROSSFIT_FILE, MINILM, InputFormat, _torch_threads, crossfit_folds, fold_of, load_text_model
 
 LOG_NAME = "finetune.json"
 
@@ -96,8 +96,8 @@ def finetune_text_encoder(
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; fine-tuning writes a new model directory (choose another --out)")
-    if InputFormat.of(base).past_utterances:
-        raise DataError(f"base model {base}: fine-tuning starts from an encoder that reads one utterance at a time")
+    if crossfit_folds(base) or InputFormat.of(base).past_utterances:
+        raise DataError(f"base model {base}: fine-tuning starts from a single encoder that reads one utterance at a time")
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)

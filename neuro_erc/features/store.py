@@ -46,7 +46,6 @@ from ..io import atomic_path
 log = logging.getLogger(__name__)
 
 
-
 def default_store_path() -> Path:
     """``$NEURO_ERC_CACHE/features.h5`` if that variable is set, else ``~/.cache/neuro-erc/features.h5``."""
     root = os.environ.get("NEURO_ERC_CACHE")

@@ -48,10 +48,13 @@ def crossfit_folds(model: str) -> int:
     embeds every dialogue of fold k — of any split — so no utterance is embedded by an encoder
     that has fitted its label.
     """
-    if model == MINILM:
+    found = _model_json(model, CROSSFIT_FILE)
+    if found is None:
         return 0
-    path = Path(model) / CROSSFIT_FILE
-    return int(json.loads(path.read_text())["folds"]) if path.is_file() else 0
+    folds = found.get("folds")
+    if not isinstance(folds, int) or folds < 2:
+        raise DataError(f"{Path(model) / CROSSFIT_FILE}: expected \"folds\": an integer ≥ 2; got {folds!r}")
+    return folds
 
 
 @dataclass(frozen=True)
@@ -79,15 +82,27 @@ class InputFormat:
     @classmethod
     def of(cls, model: str) -> "InputFormat":
         """The format ``model`` was trained on (utterance alone unless its directory says otherwise)."""
-        if model == MINILM:
-            return cls()
-        path = _model_dir(model) / INPUT_FORMAT_FILE
-        if not path.is_file():
-            return cls()
+        found = _model_json(model, INPUT_FORMAT_FILE)
         try:
-            return cls(**json.loads(path.read_text()))
-        except (ValueError, TypeError) as err:
-            raise DataError(f"{path}: expected {{\"past_utterances\": int, \"separator\": str}}; {err}") from None
+            return cls() if found is None else cls(**found)
+        except TypeError as err:
+            raise DataError(f"{Path(model) / INPUT_FORMAT_FILE}: expected past_utterances and separator; {err}") from None
+
+
+def _model_json(model: str, name: str) -> dict | None:
+    """The JSON object in file ``name`` of a local model directory; None for MiniLM or no file."""
+    if model == MINILM:
+        return None
+    path = _model_dir(model) / name
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text())
+    except ValueError as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(found, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(found).__name__}")
+    return found
 
 
 def _version(package: str) -> str:
