@@ -26,14 +26,16 @@ import sys
 
 import numpy as np
 
+from neuro_erc.errors import BackendUnavailable
+
 from .lava_build import LavaPlan, lava_lif_network, quantize
 
 PRECISIONS = ("float", "fixed")
 NEURONS = ("box", "lif")
 
 
-class LavaUnavailable(RuntimeError):
-    pass
+class LavaUnavailable(BackendUnavailable):
+    """Lava does not import here (it needs Python 3.10)."""
 
 
 def require_lava() -> None:

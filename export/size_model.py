@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neuro_erc.data.types import DataError
+from neuro_erc.errors import ExportError
 
 ATTENTIONS = ("sdsa", "ssa")
 TARGETS = ("nir", "lava")
@@ -46,7 +46,7 @@ LAVA_NEURON_BYTES = 2 * 12 * 8  # ~12 float64 per-neuron Vars (state, parameters
 STAGES_PER_BLOCK = 7  # synapse hops through one SDSA block: QKV, K∧V, C, Q∧C, O, MLP1, MLP2
 
 
-class ExportSizeError(DataError):
+class ExportSizeError(ExportError):
     """The exported graph would exceed the memory budget."""
 
 

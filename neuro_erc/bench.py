@@ -35,6 +35,7 @@ from .data.batching import iterate_batches
 from .data.types import DialogueDataset
 from .energy import SOURCES, cmos, count_model, energy, firing_rate, layer_table, per_utterance
 from .energy.constants import CMOS_45NM, LOIHI
+from .errors import ConfigError
 from .evaluate import classification_report, predict
 from .io import atomic_path, write_json
 from .train import (
@@ -59,9 +60,9 @@ def parse_Ts(text: str) -> list[int]:
     try:
         Ts = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise ValueError(f"--T must be comma-separated integers like 2,4,8; got {text!r}") from None
+        raise ConfigError(f"--T must be comma-separated integers like 2,4,8; got {text!r}") from None
     if not Ts or min(Ts) < 1 or len(set(Ts)) != len(Ts):
-        raise ValueError(f"--T needs distinct positive time step counts; got {text!r}")
+        raise ConfigError(f"--T needs distinct positive time step counts; got {text!r}")
     return sorted(Ts)
 
 
@@ -73,7 +74,7 @@ def train_once(cfg: TrainConfig, run_dir: Path, show_progress: bool) -> None:
         previous = json.loads(done.read_text())["config"]
         if previous != wanted:
             changed = sorted(k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k))
-            raise ValueError(f"{run_dir} holds a finished run with a different config (differs in {changed}); "
+            raise ConfigError(f"{run_dir} holds a finished run with a different config (differs in {changed}); "
                              "use another --out or delete that folder")
         return
     train(cfg, run_dir, resume=True, show_progress=show_progress)

@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from .errors import UserError
+
 # Transparent huge pages for torch's CPU allocator: the spiking core allocates large
 # per-step buffers, and page faults were ~30% of a T=32 training step without this.
 # Read by torch when it first allocates, so it must be set before any tensor exists.
@@ -39,13 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(err: OSError) -> str:
+    """``path: reason`` for an OSError about one of the user's paths (no traceback needed)."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. User errors (bad input, missing backend, unusable path) end here:
+    one line on stderr, exit status 2."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:  # DataError is a ValueError
-        print(f"neuro-erc {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except UserError as err:
+        message = str(err)
+    except OSError as err:  # the user's paths: missing, not writable, a file where a folder should be
+        message = describe_os_error(err)
+    print(f"neuro-erc {args.command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

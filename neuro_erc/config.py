@@ -7,6 +7,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -21,12 +23,12 @@ def from_dict(cls: type[T], values: dict, where: str = "config") -> T:
     their defaults.
     """
     if not isinstance(values, dict):
-        raise ValueError(f"{where}: expected an object, got {type(values).__name__}")
+        raise ConfigError(f"{where}: expected an object, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(names)}")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(names)}")
     kwargs = {}
     for key, value in values.items():
         hint = hints[key]
@@ -57,4 +59,4 @@ def load_json(path: str | Path) -> dict:
     except FileNotFoundError:
         raise FileNotFoundError(f"config file {path} does not exist") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}, line {err.lineno}: not valid JSON ({err.msg})") from None
+        raise ConfigError(f"{path}, line {err.lineno}: not valid JSON ({err.msg})") from None

@@ -11,7 +11,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,40 +20,14 @@ from tqdm import tqdm
 
 from .config import from_dict, load_json, merge, to_dict
 from .data.batching import iterate_batches
-from .data.registry import DATASETS, VARIANTS, load_dataset
+from .data.registry import DATASETS, VARIANTS
 from .data.types import IGNORE_LABEL, DataError, DialogueDataset
+from .errors import ConfigError
 from .evaluate import evaluate_split
 from .io import atomic_path, write_json
-from .losses import LossConfig, class_weights_from_counts, total_loss
-from .model.spikemo import ModelConfig, SpikEmo
-
-
-@dataclass
-class TrainConfig:
-    dataset: str = "synthetic"
-    data: str | None = None
-    text_model: str = "minilm"  # meld/iemocap text features: 'minilm' or a local (fine-tuned) model directory
-    variant: str | None = None  # multiemo/dialoguernn pickles: 'meld' or 'iemocap' when the path does not say
-    epochs: int = 50
-    batch_size: int = 32  # dialogues per step (paper: MELD 64, IEMOCAP 32)
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 1e-5
-    lr_decay: float = 0.95  # multiply the LR by this ...
-    lr_decay_every: int = 10  # ... every this many epochs
-    patience: int = 10  # stop after this many epochs without a better dev W-F1
-    grad_clip: float = 5.0
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0  # torch CPU threads; 0 = torch's default
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from .losses import class_weights_from_counts, total_loss
+from .model.spikemo import SpikEmo
+from .run_config import TrainConfig, load_config_dataset, resolve_device
 
 
 def seed_everything(seed: int) -> None:
@@ -97,17 +71,6 @@ def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> Spi
     return model
 
 
-def load_config_dataset(cfg: TrainConfig, name: str | None = None, data: str | None = None) -> DialogueDataset:
-    """The dataset ``cfg`` trains on — or dataset ``name`` at ``data`` — with ``cfg``'s features.
-
-    Commands that take a checkpoint load their data through this, so a model trained on
-    fine-tuned text features is never fed MiniLM's (same width, silently wrong).
-    """
-    if name is None:
-        name, data = cfg.dataset, cfg.data
-    return load_dataset(name, data, text_model=cfg.text_model, variant=cfg.variant)
-
-
 def require_checkpoint_labels(ckpt: dict, dataset: DialogueDataset, source: str | Path) -> None:
     """Refuse to run the checkpoint at ``source`` on a dataset with other labels (or label order)."""
     if list(dataset.labels.labels) != ckpt["labels"]:
@@ -129,7 +92,7 @@ def prepare(cfg: TrainConfig, dataset: DialogueDataset | None = None) -> tuple[T
     dims = dataset.feature_dims()
     missing = [m for m in cfg.model.modalities if m not in dims]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"dataset {cfg.dataset!r} has no features for modalities {missing} (it has {sorted(dims)}); "
             "choose --modalities among those"
         )
@@ -207,7 +170,7 @@ def train(
     if resume and (out_dir / "last.pt").exists():
         ckpt = load_checkpoint(out_dir / "last.pt", device)
         if ckpt["config"] != to_dict(cfg):
-            raise ValueError(f"{out_dir / 'last.pt'} was written with a different config; resume with the same options")
+            raise ConfigError(f"{out_dir / 'last.pt'} was written with a different config; resume with the same options")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])

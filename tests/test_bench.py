@@ -7,7 +7,7 @@ import pytest
 
 import neuro_erc.bench as bench
 import neuro_erc.data.registry as registry
-import neuro_erc.train as train_module
+import neuro_erc.run_config as train_module
 from neuro_erc.cli import main
 from neuro_erc.data.synthetic import make_synthetic
 

@@ -1,7 +1,7 @@
 """Size model of the exported core: hand-counted tiny case, MELD fits, refusal names the longest L."""
 import pytest
 
-from neuro_erc.data import DataError
+from neuro_erc.errors import UserError
 from neuro_erc.export.size_model import CoreShape, ExportSizeError, check_fits, graph_size, largest_fitting_length, relay_stages
 
 
@@ -38,7 +38,7 @@ def test_refusal_names_the_longest_length_that_fits():
     assert graph_size(shape, best).lava_bytes <= 8 * 2**30 < graph_size(shape, best + 1).lava_bytes
     with pytest.raises(ExportSizeError, match=f"longest dialogue that fits is L={best}") as err:
         check_fits(shape, 110, target="lava")  # IEMOCAP's longest dialogue
-    assert isinstance(err.value, DataError) and "L=110" in str(err.value)
+    assert isinstance(err.value, UserError) and "L=110" in str(err.value)
 
 
 def test_ssa_is_quartic_in_length_and_does_not_fit_at_d256():

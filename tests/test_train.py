@@ -105,7 +105,7 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
 
 def test_checkpoint_commands_load_the_trained_text_features(tmp_path, monkeypatch, capsys):
     """A model trained on fine-tuned text features is evaluated on them, not on MiniLM's (same width)."""
-    import neuro_erc.train as train_mod
+    import neuro_erc.run_config as train_mod
 
     run = tmp_path / "run"
     assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--T", "2", "--modalities", "t",

@@ -10,13 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import DataError  # noqa: F401  (re-exported: loaders raise it)
+
 MODALITIES = ("t", "a", "v")
 IGNORE_LABEL = -100
 """Label id for padding and for utterances without a gold label (ignored by the losses)."""
-
-
-class DataError(ValueError):
-    """Bad input data. The message names the file, row or dialogue and what was expected."""
 
 
 @dataclass(frozen=True)
