@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from neuro_erc.checkpoint import Checkpoint
 from neuro_erc.io import write_json
 
 from .lava_build import build_plan, save_plan
@@ -25,11 +26,9 @@ from .size_model import DEFAULT_BUDGET_BYTES, DEFAULT_LAVA_BUDGET_BYTES, check_f
 MELD_LONGEST = 24
 
 
-def _cores(checkpoint: str, modality: str | None) -> tuple[dict, object, dict]:
-    from neuro_erc.train import load_checkpoint, model_from_checkpoint
-
-    ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt)
+def _cores(checkpoint: str, modality: str | None) -> tuple[dict, object, Checkpoint]:
+    ckpt = Checkpoint.load(checkpoint)
+    model = ckpt.model()
     cores = {m: dswa.core for m, dswa in model.cores.items()}
     if not cores:
         raise ValueError(f"{checkpoint}: the model has no spiking cores (trained without DSWA): nothing to export")
@@ -67,12 +66,10 @@ def run_export_lava(args: argparse.Namespace) -> int:
 
 
 def run_lava(args: argparse.Namespace) -> int:
-    from neuro_erc.train import checkpoint_dataset
-
     from .parity import hybrid_parity
 
     _, model, ckpt = _cores(args.checkpoint, None)
-    dataset = checkpoint_dataset(ckpt, args.dataset, args.data, args.checkpoint)
+    dataset = ckpt.dataset(args.dataset, args.data)
     dialogues = dataset.split(args.split)
     if args.max_length:
         dialogues = [d for d in dialogues if len(d.utterances) <= args.max_length]

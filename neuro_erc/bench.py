@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .config import from_dict, to_dict
+from .config import to_dict
+from .checkpoint import Checkpoint
 from .data.batching import iterate_batches
 from .data.types import DialogueDataset
 from .energy import SOURCES, cmos, count_model, energy, firing_rate, layer_table, per_utterance
@@ -38,10 +39,8 @@ from .energy.constants import CMOS_45NM, LOIHI
 from .errors import ConfigError
 from .evaluate import classification_report, predict
 from .io import atomic_path, write_json
-from .train import (
-    TrainConfig, add_train_arguments, config_from_args, load_checkpoint, load_config_dataset, model_from_checkpoint,
-    require_checkpoint_labels, resolve_device, train,
-)
+from .run_config import TrainConfig, load_config_dataset, resolve_device
+from .train import add_train_arguments, config_from_args, train
 
 COLUMNS = (
     "T", "weighted_f1", "spikes_per_utterance", "firing_rate", "sops_per_utterance", "energy_uj_45nm",
@@ -90,11 +89,11 @@ def train_seconds(run_dir: Path) -> float:
 @torch.no_grad()
 def measure(run_dir: Path, T: int, dataset: DialogueDataset, precision: str) -> tuple[dict, dict]:
     """(results row, energy details) of ``run_dir/best.pt`` on the dev split."""
-    ckpt = load_checkpoint(run_dir / "best.pt")
-    require_checkpoint_labels(ckpt, dataset, run_dir / "best.pt")
-    cfg = from_dict(TrainConfig, ckpt["config"])
+    ckpt = Checkpoint.load(run_dir / "best.pt")
+    ckpt.require_labels(dataset)
+    cfg = ckpt.config
     device = resolve_device(cfg.device)
-    model = model_from_checkpoint(ckpt, device)
+    model = ckpt.model(device)
     modalities, dialogues = cfg.model.modalities, dataset.split(SPLIT)
     predict(model, dialogues[: cfg.batch_size], modalities, cfg.batch_size, device)  # warm-up
     t0 = time.perf_counter()
@@ -125,7 +124,7 @@ def measure(run_dir: Path, T: int, dataset: DialogueDataset, precision: str) -> 
         "energy_uj_45nm_with_neurons": e["energy_uj_45nm_with_neurons"],
         "energy_uj_45nm_encoder_per_step": e["energy_uj_45nm_encoder_per_step"],
         "energy_ratio_ann_over_snn": e["ann_energy_uj_45nm"] / e["energy_uj_45nm"] if e["energy_uj_45nm"] else None,
-        "best_epoch": ckpt["best_epoch"],
+        "best_epoch": ckpt.best_epoch,
         "epochs_run": epochs_run,
         "dev_utterances": report["n_utterances"],
     }

@@ -31,5 +31,9 @@ class ExportError(UserError, ValueError):
     """A model that cannot be exported as asked (too large, no spiking core, ...)."""
 
 
+class TrainingDiverged(UserError):
+    """Training produced a non-finite loss (the weights written so far are kept, the run stops)."""
+
+
 class BackendUnavailable(UserError, RuntimeError):
     """An optional backend (Lava, Ray, an extra's package) is not installed here."""

@@ -60,12 +60,13 @@ def format_table(report: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .train import checkpoint_dataset, load_checkpoint, model_from_checkpoint, resolve_device
+    from .checkpoint import Checkpoint
+    from .run_config import resolve_device
 
     device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.checkpoint, device)
-    model = model_from_checkpoint(ckpt, device)
-    dataset = checkpoint_dataset(ckpt, args.dataset, args.data, args.checkpoint)
+    ckpt = Checkpoint.load(args.checkpoint, device)
+    model = ckpt.model(device)
+    dataset = ckpt.dataset(args.dataset, args.data)
     report = evaluate_split(model, dataset, args.split, model.cfg.modalities, args.batch_size, device)
     write_json(args.out, report)
     print(format_table(report))

@@ -40,6 +40,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def remove_stale_temps(directory: str | Path) -> None:
+    """Delete the temp files that :func:`atomic_path` leaves when its process is killed mid-write.
+
+    Call it where one process owns ``directory`` (a run directory), before writing there.
+    """
+    for tmp in Path(directory).glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+
+
 def write_json(path: str | Path, payload: dict | list) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2) + "\n")

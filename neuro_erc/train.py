@@ -22,9 +22,10 @@ from .config import from_dict, load_json, merge, to_dict
 from .data.batching import iterate_batches
 from .data.registry import DATASETS, VARIANTS
 from .data.types import IGNORE_LABEL, DataError, DialogueDataset
-from .errors import ConfigError
+from .checkpoint import Checkpoint
+from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .evaluate import evaluate_split
-from .io import atomic_path, write_json
+from .io import remove_stale_temps, write_json
 from .losses import class_weights_from_counts, total_loss
 from .model.spikemo import SpikEmo
 from .run_config import TrainConfig, load_config_dataset, resolve_device
@@ -37,7 +38,13 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG's state as checkpointable values (tuples, ints, tensors; no numpy objects)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -45,50 +52,19 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location=device, weights_only=False)
-
-
-def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> SpikEmo:
-    cfg = from_dict(TrainConfig, ckpt["config"])
-    model = SpikEmo(cfg.model).to(device)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    return model
-
-
-def require_checkpoint_labels(ckpt: dict, dataset: DialogueDataset, source: str | Path) -> None:
-    """Refuse to run the checkpoint at ``source`` on a dataset with other labels (or label order)."""
-    if list(dataset.labels.labels) != ckpt["labels"]:
-        raise DataError(f"{source}: checkpoint labels {ckpt['labels']} differ from dataset {dataset.name!r} "
-                        f"labels {list(dataset.labels.labels)}")
-
-
-def checkpoint_dataset(ckpt: dict, name: str, data: str | None, source: str | Path) -> DialogueDataset:
-    """Dataset ``name`` at ``data`` with the features of the checkpoint at ``source``, checked
-    against its labels."""
-    dataset = load_config_dataset(from_dict(TrainConfig, ckpt["config"]), name, data)
-    require_checkpoint_labels(ckpt, dataset, source)
-    return dataset
-
-
 def prepare(cfg: TrainConfig, dataset: DialogueDataset | None = None) -> tuple[TrainConfig, DialogueDataset]:
     """Load the dataset (unless given) and fill in what the model config takes from it."""
     dataset = dataset if dataset is not None else load_config_dataset(cfg)
+    for split in ("train", "dev"):
+        if not dataset.split(split):
+            raise DataError(f"dataset {dataset.name!r} has no {split} dialogues: nothing to {'train on' if split == 'train' else 'select on'}")
     dims = dataset.feature_dims()
     missing = [m for m in cfg.model.modalities if m not in dims]
     if missing:
@@ -128,6 +104,9 @@ def train_epoch(model, optimizer, batches, loss_cfg, class_weights, grad_clip, p
             fused_feats=out.hidden.reshape(-1, out.hidden.shape[-1])[real],
             class_weights=class_weights,
         )
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"the training loss became {loss.item()} at step {n_steps + 1} of this epoch "
+                                   "(with the learning rate, loss weights and data given); lower --lr and train again")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -149,6 +128,28 @@ def build_training(cfg: TrainConfig, dataset: DialogueDataset, device: torch.dev
     return model, optimizer, class_weights
 
 
+def restore(last: Path, cfg: TrainConfig, model, optimizer, scheduler, device) -> tuple[int, float, int]:
+    """Load ``last`` into model, optimiser, scheduler and the RNGs; returns (next epoch, best F1, best epoch).
+
+    The config must be the one ``last`` was written with, except ``epochs``: a finished run
+    can be extended with a larger ``--epochs``.
+    """
+    ckpt = Checkpoint.load(last, device)
+    if ckpt.training_state is None:
+        raise CheckpointError(f"{last}: holds weights only (no optimiser/RNG state); it cannot be resumed")
+    written, given = to_dict(replace(ckpt.config, epochs=0)), to_dict(replace(cfg, epochs=0))
+    if written != given:
+        changed = sorted(k for k in given if given[k] != written.get(k))
+        raise ConfigError(f"{last} was written with a different config (differs in {changed}); "
+                          "resume with the same options (only --epochs may change)")
+    model.load_state_dict(ckpt.weights)
+    state = ckpt.training_state
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    return ckpt.epoch + 1, ckpt.best_f1, ckpt.best_epoch
+
+
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -158,7 +159,10 @@ def train(
 ) -> dict:
     """Train; returns the dev report of the best checkpoint. ``dataset`` overrides loading ``cfg.dataset``."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: a file is there; give a directory for the run")
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     cfg, dataset = prepare(cfg, dataset)
@@ -168,14 +172,7 @@ def train(
     start_epoch, best_f1, best_epoch = 0, -1.0, -1
     metrics_path = out_dir / "metrics.jsonl"
     if resume and (out_dir / "last.pt").exists():
-        ckpt = load_checkpoint(out_dir / "last.pt", device)
-        if ckpt["config"] != to_dict(cfg):
-            raise ConfigError(f"{out_dir / 'last.pt'} was written with a different config; resume with the same options")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        set_rng_state(ckpt["rng"])
-        start_epoch, best_f1, best_epoch = ckpt["epoch"] + 1, ckpt["best_f1"], ckpt["best_epoch"]
+        start_epoch, best_f1, best_epoch = restore(out_dir / "last.pt", cfg, model, optimizer, scheduler, device)
         keep = [line for line in metrics_path.read_text().splitlines() if json.loads(line)["epoch"] < start_epoch]
         metrics_path.write_text("".join(line + "\n" for line in keep))
     elif metrics_path.exists():
@@ -208,21 +205,12 @@ def train(
         improved = dev["weighted_f1"] > best_f1
         if improved:
             best_f1, best_epoch = dev["weighted_f1"], epoch
-        payload = {
-            "config": to_dict(cfg),
-            "labels": list(dataset.labels.labels),
-            "model": model.state_dict(),
-            "epoch": epoch,
-            "best_f1": best_f1,
-            "best_epoch": best_epoch,
-        }
+        ckpt = Checkpoint(cfg, list(dataset.labels.labels), model.state_dict(), epoch, best_f1, best_epoch)
         if improved:
-            save_checkpoint(out_dir / "best.pt", payload)
+            ckpt.save(out_dir / "best.pt")
             write_json(out_dir / "report_dev.json", dev)
-        save_checkpoint(
-            out_dir / "last.pt",
-            {**payload, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-        )
+        training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}
+        replace(ckpt, training_state=training_state).save(out_dir / "last.pt")
         with open(metrics_path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         if show_progress:

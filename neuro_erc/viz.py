@@ -244,14 +244,14 @@ def _log2_T_axis(ax, Ts: list[int]) -> None:
 
 
 def run_raster(args: argparse.Namespace) -> int:
-    from .train import checkpoint_dataset, load_checkpoint, model_from_checkpoint
+    from .checkpoint import Checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(ckpt)
-    dataset = checkpoint_dataset(ckpt, args.dataset, args.data, args.checkpoint)
+    ckpt = Checkpoint.load(args.checkpoint)
+    model = ckpt.model()
+    dataset = ckpt.dataset(args.dataset, args.data)
     dialogue = find_utterance(dataset.split(args.split), args.dialogue, args.utterance, args.split)
     modality = args.modality or model.cfg.modalities[0]
-    record = record_dialogue(model, dialogue, modality, ckpt["labels"])
+    record = record_dialogue(model, dialogue, modality, ckpt.labels)
     out = Path(args.out)
     raster = plot_raster(record, args.utterance, out, args.max_neurons)
     overview = plot_dialogue(record, args.utterance, out.with_name(f"{out.stem}_dialogue{out.suffix or '.png'}"))

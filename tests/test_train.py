@@ -11,7 +11,8 @@ from neuro_erc.data.synthetic import make_synthetic
 from neuro_erc.losses import LossConfig
 from neuro_erc.model.spikemo import ModelConfig
 from neuro_erc.snn.core import CoreConfig
-from neuro_erc.train import TrainConfig, load_checkpoint, train
+from neuro_erc.checkpoint import Checkpoint
+from neuro_erc.train import TrainConfig, train
 
 REPORT_KEYS = {"weighted_f1", "accuracy", "per_class_f1", "labels", "confusion", "n_utterances", "split", "dataset"}
 
@@ -63,9 +64,9 @@ def test_resume_ends_with_the_same_weights(tmp_path, tiny_data, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(epochs=3), part, show_progress=False, dataset=tiny_data)
     monkeypatch.setattr(train_module, "evaluate_split", real_evaluate)
-    assert load_checkpoint(part / "last.pt")["epoch"] == 0
+    assert Checkpoint.load(part / "last.pt").epoch == 0
     train(tiny_config(epochs=3), part, resume=True, show_progress=False, dataset=tiny_data)
-    a, b = load_checkpoint(full / "last.pt")["model"], load_checkpoint(part / "last.pt")["model"]
+    a, b = Checkpoint.load(full / "last.pt").weights, Checkpoint.load(part / "last.pt").weights
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (full / "metrics.jsonl").read_text().count("\n") == (part / "metrics.jsonl").read_text().count("\n") == 3
 
@@ -81,7 +82,7 @@ def test_ablations_train(tmp_path, tiny_data):
     cfg.model.dswa = False
     report = train(cfg, tmp_path, show_progress=False, dataset=tiny_data)
     assert 0 <= report["weighted_f1"] <= 100
-    assert "core" not in "".join(load_checkpoint(tmp_path / "best.pt")["model"])
+    assert "core" not in "".join(Checkpoint.load(tmp_path / "best.pt").weights)
 
 
 def test_cli_train_and_evaluate(tmp_path, capsys):

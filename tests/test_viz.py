@@ -7,7 +7,8 @@ import neuro_erc.run_config as train_module
 from neuro_erc.cli import main
 from neuro_erc.config import from_dict
 from neuro_erc.data.synthetic import make_synthetic
-from neuro_erc.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
+from neuro_erc.checkpoint import Checkpoint
+from neuro_erc.train import TrainConfig, train
 from neuro_erc.viz import _neuron_subset, record_dialogue
 
 
@@ -59,10 +60,10 @@ def test_raster_command_names_what_exists(checkpoint, tiny_data, tmp_path, capsy
 
 
 def test_record_dialogue_keeps_every_lif_layer_per_utterance(checkpoint):
-    ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt)
+    ckpt = Checkpoint.load(checkpoint)
+    model = ckpt.model()
     dialogue = small().split("dev")[1]
-    record = record_dialogue(model, dialogue, "t", ckpt["labels"])
+    record = record_dialogue(model, dialogue, "t", ckpt.labels)
     L = len(dialogue)
     core = model.cores["t"].core
     assert list(record.spikes) == [i.name for i in core.layers() if i.kind == "lif"]
