@@ -19,6 +19,10 @@ if [ ! -x .venv/bin/python ]; then
     "$(find_python310)" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
 fi
+# setuptools announces, on every editable install of a package-dir mapping like ours
+# (export/ installs as neuro_erc.export), that such installs use an import hook: an
+# information-only notice, silenced by its message so real warnings still show.
+export PYTHONWARNINGS="ignore:Editable installation"
 stamp=.venv/.neuro-erc-installed
 want=$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

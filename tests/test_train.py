@@ -8,6 +8,7 @@ from neuro_erc.cli import main
 from neuro_erc.config import from_dict
 from neuro_erc.data import DialogueDataset, LabelSet
 from neuro_erc.data.synthetic import make_synthetic
+from neuro_erc.errors import TrainingDiverged
 from neuro_erc.losses import LossConfig
 from neuro_erc.model.spikemo import ModelConfig
 from neuro_erc.snn.core import CoreConfig
@@ -123,3 +124,24 @@ def test_checkpoint_commands_load_the_trained_text_features(tmp_path, monkeypatc
     returned[0] = DialogueDataset("other", other_labels, synthetic.splits)
     assert main(argv) == 2  # a dataset with other labels is refused, naming the checkpoint and both label lists
     assert f"{run / 'best.pt'}: checkpoint labels" in capsys.readouterr().err
+
+
+def test_resume_extends_a_finished_run_and_cleans_temp_files_of_a_killed_write(tmp_path, tiny_data):
+    train(tiny_config(epochs=1), tmp_path, show_progress=False, dataset=tiny_data)
+    stale = tmp_path / ".best.pt.abc123.tmp"
+    stale.write_bytes(b"")  # what a kill during the best.pt write leaves
+    train(tiny_config(epochs=2), tmp_path, resume=True, show_progress=False, dataset=tiny_data)
+    assert not stale.exists()
+    assert Checkpoint.load(tmp_path / "last.pt").epoch == 1
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [0, 1]
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tmp_path, tiny_data):
+    with pytest.raises(TrainingDiverged, match="lower --lr"):
+        train(tiny_config(epochs=3, lr=1e30), tmp_path, show_progress=False, dataset=tiny_data)
+
+
+def test_out_must_be_a_directory(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--out", str(tmp_path / "file"), "--quiet"]) == 2
+    assert "a file is there" in capsys.readouterr().err
