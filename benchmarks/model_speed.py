@@ -105,7 +105,8 @@ def child(spec: dict) -> dict:
 
     from neuro_erc.config import from_dict
     from neuro_erc.data.batching import collate, iterate_batches
-    from neuro_erc.train import TrainConfig, build_training, prepare, resolve_device, train_epoch
+    from neuro_erc.run_config import TrainConfig, resolve_device
+    from neuro_erc.train import build_training, prepare, train_epoch
 
     load_before = os.getloadavg()[0]
     torch.set_num_threads(spec["threads"])
@@ -115,7 +116,7 @@ def child(spec: dict) -> dict:
     n_train = (spec["warmup"] + spec["steps"]) * cfg.batch_size
     cfg, dataset = prepare(cfg, meld_shaped(n_train, INFER_WARMUP + spec["infer_dialogues"], modalities, spec["seed"]))
     model, optimizer, class_weights = build_training(cfg, dataset, device)
-    batches = [b.to(device) for b in iterate_batches(dataset.split("train"), modalities, cfg.batch_size)]
+    batches = [(b.to(device), 1.0) for b in iterate_batches(dataset.split("train"), modalities, cfg.batch_size)]
     warmup, timed = batches[: spec["warmup"]], batches[spec["warmup"]:]
     train_epoch(model, optimizer, warmup, cfg.loss, class_weights, cfg.grad_clip, lambda it: it)
 
@@ -123,8 +124,8 @@ def child(spec: dict) -> dict:
     cpu0 = time.process_time()
     train_epoch(model, optimizer, timed, cfg.loss, class_weights, cfg.grad_clip, step_timer(step_seconds, device))
     train_cpu = time.process_time() - cpu0
-    utterances = sum(int(b.mask.sum()) for b in timed)
-    slots = sum(b.mask.numel() for b in timed)
+    utterances = sum(int(b.mask.sum()) for b, _ in timed)
+    slots = sum(b.mask.numel() for b, _ in timed)
     row: dict = {"device": str(device), "T": cfg.model.core.T, "threads": spec["threads"], "seed": spec["seed"],
                  "batch_size": cfg.batch_size, "warmup_steps": len(warmup), "train_steps": len(timed),
                  "train_utterances": utterances, "train_padding_fraction": round(1 - utterances / slots, 3),
@@ -162,7 +163,7 @@ def child(spec: dict) -> dict:
 def train_config(args: argparse.Namespace) -> dict:
     """The ``TrainConfig`` (as a dict, without T) the flags and ``--config`` describe; checked here."""
     from neuro_erc.config import from_dict, load_json, merge, to_dict
-    from neuro_erc.train import TrainConfig
+    from neuro_erc.run_config import TrainConfig
 
     values = merge({"model": {"modalities": ["t"], "context": "bigru"}}, load_json(args.config) if args.config else {})
     model: dict = {}

@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from .config import from_dict, load_json, merge, to_dict
-from .data.batching import iterate_batches
+from . import distributed
+from .data.batching import iterate_shards
 from .data.registry import DATASETS, VARIANTS
 from .data.types import IGNORE_LABEL, DataError, DialogueDataset
 from .checkpoint import Checkpoint
@@ -28,7 +29,9 @@ from .evaluate import evaluate_split
 from .io import remove_stale_temps, write_json
 from .losses import class_weights_from_counts, total_loss
 from .model.spikemo import SpikEmo
-from .run_config import TrainConfig, load_config_dataset, resolve_device
+from .distributed import Processes
+from .run_config import TrainConfig, load_config_dataset
+from .run_log import RunLog
 
 
 def seed_everything(seed: int) -> None:
@@ -90,11 +93,17 @@ def label_counts(dataset: DialogueDataset, split: str) -> list[int]:
 
 
 def train_epoch(model, optimizer, batches, loss_cfg, class_weights, grad_clip, progress) -> dict[str, float]:
+    """One pass over ``batches`` of (batch, loss scale) pairs (:func:`iterate_shards`); mean loss parts."""
     model.train()
     totals: dict[str, float] = {}
     n_steps = 0
-    for batch in progress(batches):
+    for batch, scale in progress(batches):
         out = model(batch)
+        if scale == 0.0:  # nothing of this batch to learn from here; still take part in the step (DDP)
+            optimizer.zero_grad(set_to_none=True)
+            (out.logits.sum() * 0.0).backward()
+            optimizer.step()
+            continue
         real = batch.mask.reshape(-1)
         loss, parts = total_loss(
             loss_cfg,
@@ -108,7 +117,7 @@ def train_epoch(model, optimizer, batches, loss_cfg, class_weights, grad_clip, p
             raise TrainingDiverged(f"the training loss became {loss.item()} at step {n_steps + 1} of this epoch "
                                    "(with the learning rate, loss weights and data given); lower --lr and train again")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * scale).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         for key, value in parts.items():
@@ -128,16 +137,19 @@ def build_training(cfg: TrainConfig, dataset: DialogueDataset, device: torch.dev
     return model, optimizer, class_weights
 
 
-def restore(last: Path, cfg: TrainConfig, model, optimizer, scheduler, device) -> tuple[int, float, int]:
+def restore(last: Path, cfg: TrainConfig, model, optimizer, scheduler, procs: Processes, device) -> tuple[int, float, int]:
     """Load ``last`` into model, optimiser, scheduler and the RNGs; returns (next epoch, best F1, best epoch).
 
     The config must be the one ``last`` was written with, except ``epochs``: a finished run
-    can be extended with a larger ``--epochs``.
+    can be extended with a larger ``--epochs``. Each process of a torchrun job gets back its
+    own RNG state; resumed with another number of processes, all take rank 0's (the run
+    continues, but not bit-identically).
     """
     ckpt = Checkpoint.load(last, device)
     if ckpt.training_state is None:
         raise CheckpointError(f"{last}: holds weights only (no optimiser/RNG state); it cannot be resumed")
-    written, given = to_dict(replace(ckpt.config, epochs=0)), to_dict(replace(cfg, epochs=0))
+    written, given = to_dict(ckpt.config), to_dict(cfg)
+    written.pop("epochs"), given.pop("epochs")
     if written != given:
         changed = sorted(k for k in given if given[k] != written.get(k))
         raise ConfigError(f"{last} was written with a different config (differs in {changed}); "
@@ -146,7 +158,11 @@ def restore(last: Path, cfg: TrainConfig, model, optimizer, scheduler, device) -
     state = ckpt.training_state
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
+    rngs = state["rng"]
+    if len(rngs) != procs.world and procs.is_main:
+        print(f"note: {last} was written by {len(rngs)} process(es), resumed by {procs.world}: "
+              "the random streams continue from rank 0's", file=sys.stderr)
+    set_rng_state(rngs[procs.rank] if len(rngs) == procs.world else rngs[0])
     return ckpt.epoch + 1, ckpt.best_f1, ckpt.best_epoch
 
 
@@ -156,28 +172,38 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
     dataset: DialogueDataset | None = None,
+    tensorboard: bool = True,
 ) -> dict:
-    """Train; returns the dev report of the best checkpoint. ``dataset`` overrides loading ``cfg.dataset``."""
+    """Train; returns the dev report of the best checkpoint. ``dataset`` overrides loading ``cfg.dataset``.
+
+    Launched by torchrun, every process runs this; see :mod:`neuro_erc.distributed`.
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: a file is there; give a directory for the run")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out_dir)
+    procs, device = distributed.join(cfg.device)
+    try:
+        return _train(cfg, out_dir, resume, show_progress and procs.is_main, dataset, tensorboard, procs, device)
+    finally:
+        distributed.leave(procs)
+
+
+def _train(cfg, out_dir: Path, resume, show_progress, dataset, tensorboard, procs: Processes, device) -> dict:
+    if procs.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     cfg, dataset = prepare(cfg, dataset)
-    device = resolve_device(cfg.device)
     model, optimizer, class_weights = build_training(cfg, dataset, device)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
     start_epoch, best_f1, best_epoch = 0, -1.0, -1
-    metrics_path = out_dir / "metrics.jsonl"
     if resume and (out_dir / "last.pt").exists():
-        start_epoch, best_f1, best_epoch = restore(out_dir / "last.pt", cfg, model, optimizer, scheduler, device)
-        keep = [line for line in metrics_path.read_text().splitlines() if json.loads(line)["epoch"] < start_epoch]
-        metrics_path.write_text("".join(line + "\n" for line in keep))
-    elif metrics_path.exists():
-        metrics_path.unlink()
-    write_json(out_dir / "config.json", to_dict(cfg))
+        start_epoch, best_f1, best_epoch = restore(out_dir / "last.pt", cfg, model, optimizer, scheduler, procs, device)
+    trained = distributed.wrap(model, procs, device)
+    log = RunLog(out_dir, start_epoch, tensorboard) if procs.is_main else None
+    if procs.is_main:
+        write_json(out_dir / "config.json", to_dict(cfg))
 
     train_split = dataset.split("train")
     for epoch in range(start_epoch, cfg.epochs):
@@ -185,14 +211,28 @@ def train(
             break
         t0 = time.time()
         batches = [
-            b.to(device)
-            for b in iterate_batches(train_split, cfg.model.modalities, cfg.batch_size, shuffle=True, seed=cfg.seed * 100_003 + epoch)
+            (b.to(device), scale)
+            for b, scale in iterate_shards(train_split, cfg.model.modalities, cfg.batch_size, procs.rank, procs.world,
+                                           shuffle=True, seed=cfg.seed * 100_003 + epoch)
         ]
         bar = (lambda it: tqdm(it, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, file=sys.stderr)) if show_progress else (lambda it: it)
-        losses = train_epoch(model, optimizer, batches, cfg.loss, class_weights, cfg.grad_clip, bar)
+        losses = train_epoch(trained, optimizer, batches, cfg.loss, class_weights, cfg.grad_clip, bar)
         rates = model.firing_rates()
         scheduler.step()
-        dev = evaluate_split(model, dataset, "dev", cfg.model.modalities, cfg.batch_size, device)
+        dev = evaluate_split(model, dataset, "dev", cfg.model.modalities, cfg.batch_size, device) if procs.is_main else None
+        dev_f1 = distributed.from_main(procs, dev["weighted_f1"] if dev else None)
+        improved = dev_f1 > best_f1
+        if improved:
+            best_f1, best_epoch = dev_f1, epoch
+        rngs = distributed.gather(procs, rng_state())
+        if not procs.is_main:
+            continue
+        ckpt = Checkpoint(cfg, list(dataset.labels.labels), model.state_dict(), epoch, best_f1, best_epoch)
+        if improved:
+            ckpt.save(out_dir / "best.pt")
+            write_json(out_dir / "report_dev.json", dev)
+        training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rngs}
+        replace(ckpt, training_state=training_state).save(out_dir / "last.pt")
         record = {
             "epoch": epoch,
             "lr": optimizer.param_groups[0]["lr"],
@@ -202,23 +242,16 @@ def train(
             "firing_rates": rates,
             "seconds": round(time.time() - t0, 2),
         }
-        improved = dev["weighted_f1"] > best_f1
-        if improved:
-            best_f1, best_epoch = dev["weighted_f1"], epoch
-        ckpt = Checkpoint(cfg, list(dataset.labels.labels), model.state_dict(), epoch, best_f1, best_epoch)
-        if improved:
-            ckpt.save(out_dir / "best.pt")
-            write_json(out_dir / "report_dev.json", dev)
-        training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}
-        replace(ckpt, training_state=training_state).save(out_dir / "last.pt")
-        with open(metrics_path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        log.write(record)
         if show_progress:
             print(
                 f"epoch {epoch + 1:3d}  loss {losses.get('total', float('nan')):.4f}  dev W-F1 {dev['weighted_f1']:.2f}"
                 f"  acc {dev['accuracy']:.2f}{'  *' if improved else ''}  ({record['seconds']:.1f}s)",
                 file=sys.stderr,
             )
+    if log is not None:
+        log.close()
+    distributed.barrier(procs)  # rank 0's report_dev.json is complete before anyone reads it
     return json.loads((out_dir / "report_dev.json").read_text())
 
 
@@ -261,7 +294,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, with_T: bool = True) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    report = train(config_from_args(args), args.out, resume=args.resume, show_progress=not args.quiet)
+    report = train(config_from_args(args), args.out, resume=args.resume, show_progress=not args.quiet,
+                   tensorboard=not args.no_tensorboard)
     print(json.dumps({k: report[k] for k in ("dataset", "split", "weighted_f1", "accuracy")}))
     return 0
 
@@ -272,4 +306,6 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--no-tensorboard", dest="no_tensorboard", action="store_true",
+                        help="do not write TensorBoard event files to RUN_DIR/tb/")
     parser.set_defaults(func=run)

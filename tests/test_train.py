@@ -145,3 +145,19 @@ def test_out_must_be_a_directory(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["train", "--dataset", "synthetic", "--epochs", "1", "--out", str(tmp_path / "file"), "--quiet"]) == 2
     assert "a file is there" in capsys.readouterr().err
+
+
+def test_tensorboard_logs_losses_dev_score_lr_and_firing_rates(tmp_path, tiny_data):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_config(epochs=2), tmp_path, show_progress=False, dataset=tiny_data)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss/total", "loss/ce", "dev/weighted_f1", "dev/accuracy", "lr", "seconds_per_epoch"} <= tags
+    assert any(t.startswith("firing_rate/t.") for t in tags)
+    logged = [e.value for e in events.Scalars("dev/weighted_f1")]
+    expected = [json.loads(line)["dev_weighted_f1"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged == pytest.approx(expected)
+    train(tiny_config(epochs=1), tmp_path / "quiet", show_progress=False, dataset=tiny_data, tensorboard=False)
+    assert not (tmp_path / "quiet" / "tb").exists()

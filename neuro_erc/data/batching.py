@@ -64,6 +64,15 @@ def collate(dialogues: Sequence[Dialogue], modalities: Sequence[str]) -> Batch:
     )
 
 
+def batch_orders(n: int, batch_size: int, shuffle: bool = False, seed: int = 0) -> Iterator[list[int]]:
+    """Indices of each batch of ``batch_size`` out of ``n`` items; shuffled deterministically by ``seed``."""
+    order = list(range(n))
+    if shuffle:
+        random.Random(seed).shuffle(order)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
 def iterate_batches(
     dialogues: Sequence[Dialogue],
     modalities: Sequence[str],
@@ -72,8 +81,38 @@ def iterate_batches(
     seed: int = 0,
 ) -> Iterator[Batch]:
     """Yield batches of ``batch_size`` dialogues; shuffled deterministically by ``seed``."""
-    order = list(range(len(dialogues)))
-    if shuffle:
-        random.Random(seed).shuffle(order)
-    for start in range(0, len(order), batch_size):
-        yield collate([dialogues[i] for i in order[start : start + batch_size]], modalities)
+    for indices in batch_orders(len(dialogues), batch_size, shuffle, seed):
+        yield collate([dialogues[i] for i in indices], modalities)
+
+
+def iterate_shards(
+    dialogues: Sequence[Dialogue],
+    modalities: Sequence[str],
+    batch_size: int,
+    rank: int,
+    world: int,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> Iterator[tuple[Batch, float]]:
+    """Process ``rank``'s share of each batch of :func:`iterate_batches`, with its loss scale.
+
+    For data-parallel training over ``world`` processes: each yields the same number of
+    steps, and rank r takes dialogues r, r + world, ... of every batch. DistributedDataParallel
+    averages gradients over the processes, so a shard's mean loss is scaled by
+    ``world · n_r / N`` (n_r of the batch's N labelled utterances are on rank r); the
+    averaged gradient is then that of the whole batch's mean loss, as in one process — exactly
+    for per-utterance mean losses (cross-entropy, DSC), approximately for batch statistics
+    (soft-HGR's covariance, class-weighted normalisation). A rank whose share is empty (a
+    last batch smaller than ``world``) runs the batch's first dialogue with scale 0, so every
+    rank takes part in every step.
+    """
+    def labelled(d: Dialogue) -> int:
+        return sum(u.label != IGNORE_LABEL for u in d.utterances)
+
+    for indices in batch_orders(len(dialogues), batch_size, shuffle, seed):
+        total = sum(labelled(dialogues[i]) for i in indices)
+        mine = [dialogues[i] for i in indices[rank::world]]
+        if not mine or total == 0:
+            yield collate(mine or [dialogues[indices[0]]], modalities), 0.0
+        else:
+            yield collate(mine, modalities), world * sum(labelled(d) for d in mine) / total
