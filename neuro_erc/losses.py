@@ -13,7 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import check_range
 from .data.types import IGNORE_LABEL, DataError
+from .errors import ConfigError
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -142,10 +144,11 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         weights = {"ce": self.ce, "dsc": self.dsc, "hgr": self.hgr, "contrastive": self.contrastive}
-        if any(w < 0 for w in weights.values()) or not any(weights.values()):
-            raise ValueError(f"loss weights must be ≥ 0 with at least one > 0; got {weights}")
-        if self.contrastive_temperature <= 0:
-            raise ValueError(f"contrastive_temperature must be > 0; got {self.contrastive_temperature}")
+        for key in (*weights, "dsc_alpha", "dsc_gamma", "contrastive_focal_gamma"):
+            check_range(key, getattr(self, key), ge=0)
+        if not any(weights.values()):
+            raise ConfigError(f"at least one loss weight must be > 0; got {weights}")
+        check_range("contrastive_temperature", self.contrastive_temperature, gt=0)
 
 
 def total_loss(

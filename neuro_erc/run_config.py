@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .data.registry import load_dataset
+from .config import check_choice, check_range, require
+from .data.registry import DATASETS, VARIANTS, load_dataset
 from .data.types import DialogueDataset
+from .errors import ConfigError
 from .losses import LossConfig
 from .model.spikemo import ModelConfig
 
@@ -36,11 +38,56 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
+    def __post_init__(self) -> None:
+        check_choice("dataset", self.dataset, DATASETS)
+        if self.variant is not None:
+            check_choice("variant", self.variant, VARIANTS)
+        require(self.text_model != "", "text_model", "'minilm' or a model directory", self.text_model)
+        for key in ("epochs", "batch_size", "lr_decay_every"):
+            check_range(key, getattr(self, key), ge=1)
+        check_range("patience", self.patience, ge=0)
+        check_range("threads", self.threads, ge=0, lt=2**31)  # torch takes a C int
+        check_range("seed", self.seed, ge=0, lt=2**32)  # numpy's seed range
+        for key in ("lr", "grad_clip"):
+            check_range(key, getattr(self, key), gt=0)
+        check_range("weight_decay", self.weight_decay, ge=0)
+        check_range("lr_decay", self.lr_decay, gt=0, le=1)
+        for i, beta in enumerate(self.betas):
+            check_range(f"betas[{i}]", beta, ge=0, lt=1)
+        check_device(self.device)
+        require(not (self.loss.hgr and len(self.model.modalities) < 2), "loss.hgr",
+                "0 with one modality (soft-HGR correlates pairs of modalities)", self.loss.hgr)
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(name: str) -> None:
+    """``name`` must be 'auto' or a torch device string of a type we run on ('cpu', 'cuda:1', ...).
+
+    Only the spelling is checked: a config written on a GPU machine stays readable on a CPU one.
+    :func:`resolve_device` checks that the device exists.
+    """
+    try:
+        ok = name == "auto" or torch.device(name).type in DEVICE_TYPES
+    except RuntimeError:  # torch's error for a string that is not a device
+        ok = False
+    require(ok, "device", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", name)
+
 
 def resolve_device(name: str) -> torch.device:
+    """The device ``name`` names, checked to exist here; 'auto' is CUDA if there is one, else the CPU."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ConfigError(f"device {name!r}: this machine has {count} CUDA device(s); use --device auto or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r}: MPS is not available on this machine; use --device auto or cpu")
+    return device
 
 
 def load_config_dataset(cfg: TrainConfig, name: str | None = None, data: str | None = None) -> DialogueDataset:

@@ -28,6 +28,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .cli_types import non_negative_int, positive_int
 from .data.batching import collate
 from .data.types import IGNORE_LABEL, DataError, Dialogue
 from .snn.lif import LIF
@@ -273,9 +274,9 @@ def register(subparsers) -> None:
     raster.add_argument("--dataset", choices=DATASETS, required=True)
     raster.add_argument("--data")
     raster.add_argument("--dialogue", required=True, help="dialogue id")
-    raster.add_argument("--utterance", type=int, required=True, help="utterance index within the dialogue (from 0)")
+    raster.add_argument("--utterance", type=non_negative_int, required=True, help="utterance index within the dialogue (from 0)")
     raster.add_argument("--split", default="dev", choices=["train", "dev", "test"])
     raster.add_argument("--modality", help="whose core to show (default: the model's first modality)")
-    raster.add_argument("--max-neurons", dest="max_neurons", type=int, default=64, help="neurons shown per layer at most")
+    raster.add_argument("--max-neurons", dest="max_neurons", type=positive_int, default=64, help="neurons shown per layer at most")
     raster.add_argument("--out", required=True, help="FILE.png")
     raster.set_defaults(func=run_raster)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from neuro_erc.config import from_dict, load_json, merge, to_dict
+from neuro_erc.errors import ConfigError
 from neuro_erc.io import atomic_path, write_json
 
 
@@ -27,8 +28,45 @@ def test_from_dict_builds_nested_dataclasses_and_tuples():
 
 
 def test_unknown_key_is_named():
-    with pytest.raises(ValueError, match=r"cfg\.inner: unknown key\(s\) \['b'\]"):
+    with pytest.raises(ValueError, match=r"cfg: inner: unknown key\(s\) \['b'\]"):
         from_dict(Outer, {"inner": {"b": 1}}, where="cfg")
+
+
+@dataclass
+class Kinds:
+    names: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+    note: str | None = None
+    rate: float = 0.5
+    flag: bool = False
+
+
+def test_from_dict_takes_lists_objects_null_and_ints_as_floats():
+    cfg = from_dict(Kinds, {"names": ["a", "b"], "sizes": {"a": 1}, "note": None, "rate": 1, "flag": True})
+    assert cfg == Kinds(["a", "b"], {"a": 1}, None, 1.0, True) and isinstance(cfg.rate, float)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"names": "a"}, 'names: expected a list, got "a"'),
+    ({"names": ["a", 2]}, "names[1]: expected a string, got 2"),
+    ({"sizes": {"a": 1.5}}, "sizes.a: expected an integer, got 1.5"),
+    ({"sizes": {"a": False}}, "sizes.a: expected an integer, got false"),
+    ({"note": 3}, "note: expected null or a string, got 3"),
+    ({"rate": float("nan")}, "rate: expected a finite number, got NaN"),
+    ({"rate": True}, "rate: expected a finite number, got true"),
+    ({"flag": 0}, "flag: expected true or false, got 0"),
+])
+def test_from_dict_names_the_key_and_what_was_expected(values, message):
+    with pytest.raises(ConfigError) as err:
+        from_dict(Kinds, values, where="k.json")
+    assert str(err.value) == f"k.json: {message}"
+
+
+def test_nested_errors_name_the_dotted_key():
+    with pytest.raises(ConfigError, match=r"^cfg: inner\.pair: expected a list of 2 items, got \[1\.0\]$"):
+        from_dict(Outer, {"inner": {"pair": [1.0]}}, where="cfg")
+    with pytest.raises(ConfigError, match=r"^cfg: inner: expected an object, got 3$"):
+        from_dict(Outer, {"inner": 3}, where="cfg")
 
 
 def test_merge_overlays_recursively():

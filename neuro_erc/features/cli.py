@@ -10,9 +10,23 @@ import argparse
 import json
 from dataclasses import asdict
 
+from ..cli_types import fraction, non_negative_float, non_negative_int, number_type, positive_float, positive_int
 from .audio import FEATURE_SETS
 from .finetune import FinetuneConfig
 from .store import default_store_path
+
+FINETUNE_FLAG_TYPES = {  # FinetuneConfig field -> what its flag accepts
+    "epochs": positive_int,
+    "lr": positive_float,
+    "head_lr": positive_float,
+    "batch_size": positive_int,
+    "max_length": positive_int,
+    "weight_decay": non_negative_float,
+    "warmup": fraction,
+    "seed": non_negative_int,
+    "past_utterances": non_negative_int,
+}
+fold_count = number_type(int, lambda k: k == 0 or k >= 2, "0 (no cross-fitting) or an integer ≥ 2")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     text.add_argument("--data", help="the dataset's folder or file (default $NEURO_ERC_DATA/<dataset>)")
     text.add_argument("--store", help=store_help)
     text.add_argument("--model", default="minilm", help="'minilm' (bundled all-MiniLM-L6-v2) or a local model directory")
-    text.add_argument("--batch-size", type=int, default=256)
+    text.add_argument("--batch-size", type=positive_int, default=256)
     text.add_argument("--no-progress", action="store_true", help="no progress bar")
     text.set_defaults(func=run_text)
 
@@ -35,8 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--out", required=True, help="new directory for the fine-tuned sentence-transformers model")
     tune.add_argument("--base", default="minilm", help="encoder to start from: 'minilm' or a local model directory")
     for name, value in asdict(FinetuneConfig()).items():
-        tune.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(value), default=value)
-    tune.add_argument("--folds", type=int, default=0,
+        tune.add_argument(f"--{name.replace('_', '-')}", dest=name, type=FINETUNE_FLAG_TYPES[name], default=value)
+    tune.add_argument("--folds", type=fold_count, default=0,
                       help="K ≥ 2: cross-fit K encoders so no train utterance is embedded by one that fitted its label")
     tune.add_argument("--no-progress", action="store_true", help="no progress bar")
     tune.set_defaults(func=run_finetune)
@@ -45,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audio.add_argument("--manifest", required=True, help="CSV with columns dataset,split,dialogue_id,utterance_index,path")
     audio.add_argument("--feature-set", default="ComParE_2016", choices=sorted(FEATURE_SETS))
     audio.add_argument("--store", help=store_help)
-    audio.add_argument("--workers", type=int, default=1, help="threads running openSMILE")
+    audio.add_argument("--workers", type=positive_int, default=1, help="threads running openSMILE")
     audio.add_argument("--no-progress", action="store_true", help="no progress bar")
     audio.set_defaults(func=run_audio)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.types import IGNORE_LABEL, DataError, DialogueDataset
+from ..errors import ConfigError
 from ..io import atomic_dir, write_json
 from .text import CROSSFIT_FILE, MINILM, InputFormat, _torch_threads, crossfit_folds, fold_of, load_text_model
 
@@ -95,7 +96,8 @@ def finetune_text_encoder(
 
     out = Path(out)
     if out.exists():
-        raise FileExistsError(f"{out} exists; fine-tuning writes a new model directory (choose another --out)")
+        raise ConfigError(f"{out} exists: fine-tuning writes a new model directory; choose another --out "
+                          "(or delete that one to fine-tune again)")
     if crossfit_folds(base) or InputFormat.of(base).past_utterances:
         raise DataError(f"base model {base}: fine-tuning starts from a single encoder that reads one utterance at a time")
     random.seed(cfg.seed)
@@ -181,10 +183,11 @@ def crossfit_text_encoder(
     is written last, so an unfinished directory is never taken for a text model.
     """
     if folds < 2:
-        raise ValueError(f"cross-fitting needs at least 2 folds; got {folds}")
+        raise ConfigError(f"cross-fitting needs at least 2 folds; got {folds}")
     out = Path(out)
     if (out / CROSSFIT_FILE).exists():
-        raise FileExistsError(f"{out} holds a finished cross-fitted model (choose another --out)")
+        raise ConfigError(f"{out} holds a finished cross-fitted model: choose another --out "
+                          "(or delete that one to fit again)")
     logs = []
     for fold in range(folds):
         fold_dir = out / f"fold{fold}"

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..data.types import DataError
+from ..errors import ConfigError
 
 CONTEXT_KINDS = ("dialoguernn", "bigru", "none")
 
@@ -206,4 +207,4 @@ def build_context_encoder(kind: str, dim: int, dropout: float) -> nn.Module:
         return SpeakerBiGRU(dim, dropout)
     if kind == "none":
         return IdentityContext(dim)
-    raise ValueError(f"unknown context encoder {kind!r}; expected one of {list(CONTEXT_KINDS)}")
+    raise ConfigError(f"unknown context encoder {kind!r}; expected one of {list(CONTEXT_KINDS)}")

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..data.types import DataError
+from ..errors import ConfigError
 
 
 class _AddNorm(nn.Module):
@@ -62,9 +63,9 @@ class MultiAttnFusion(nn.Module):
     def __init__(self, dim: int, modalities: tuple[str, ...], layers: int = 2, heads: int = 4, dropout: float = 0.1):
         super().__init__()
         if not modalities or len(set(modalities)) != len(modalities):
-            raise ValueError(f"modalities must be distinct and non-empty; got {modalities}")
+            raise ConfigError(f"modalities must be distinct and non-empty; got {modalities}")
         if dim % heads:
-            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+            raise ConfigError(f"dim {dim} is not divisible by heads {heads}")
         self.dim, self.modalities = dim, tuple(modalities)
         n_others = len(self.modalities) - 1
         self.stacks = nn.ModuleDict(

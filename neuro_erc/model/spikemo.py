@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..config import FieldError, check_choice, check_range, require, show
 from ..data.batching import Batch
+from ..data.types import MODALITIES
 from ..snn.core import CoreConfig
 from ..snn.dswa import DSWA
-from .context import build_context_encoder
+from .context import CONTEXT_KINDS, build_context_encoder
 from .fusion import Classifier, MultiAttnFusion
 
 
@@ -43,9 +45,20 @@ class ModelConfig:
     core: CoreConfig = field(default_factory=CoreConfig)
 
     def __post_init__(self) -> None:
+        distinct = len(set(self.modalities)) == len(self.modalities)
+        require(bool(self.modalities) and distinct and set(self.modalities) <= set(MODALITIES), "modalities",
+                f"distinct names among {show(list(MODALITIES))}", list(self.modalities))
+        for m, dim in self.input_dims.items():
+            check_range(f"input_dims.{m}", dim, ge=1)
         missing = [m for m in self.modalities if m not in self.input_dims]
         if self.input_dims and missing:
-            raise ValueError(f"no input dimension for modalities {missing}; have {self.input_dims}")
+            raise FieldError("input_dims", f"no input dimension for modalities {missing}; have {self.input_dims}")
+        for key in ("n_classes", "dim", "fusion_heads", "classifier_hidden"):
+            check_range(key, getattr(self, key), ge=1)
+        check_range("fusion_layers", self.fusion_layers, ge=0)
+        require(self.dim % self.fusion_heads == 0, "dim", f"a multiple of fusion_heads ({self.fusion_heads})", self.dim)
+        check_choice("context", self.context, CONTEXT_KINDS)
+        check_range("dropout", self.dropout, ge=0, lt=1)
 
 
 @dataclass

@@ -15,11 +15,13 @@ reference); see :mod:`neuro_erc.snn.blocks`.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
 
+from ..config import check_choice, check_range, require
 from .blocks import LayerInfo, NormSpec, SDSAttention, SpikingBlock, SpikingLayer, SpikingMLP, SSAttention
 from .lif import LIF, keep_step_buffers
 from .neuron import NeuronParams
@@ -66,14 +68,18 @@ class CoreConfig:
     def __post_init__(self) -> None:
         if isinstance(self.neuron, dict):
             self.neuron = NeuronParams(**self.neuron)
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
-        if self.attention == "ssa" and self.dim % self.heads:
-            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
-        if min(self.dim, self.depth + 1, self.mlp_ratio, self.T) < 1:
-            raise ValueError(f"need dim, mlp_ratio, T >= 1 and depth >= 0; got {self}")
+        check_choice("attention", self.attention, ATTENTIONS)
+        check_choice("norm", self.norm, NORMS)
+        for key in ("dim", "heads", "mlp_ratio", "T"):
+            check_range(key, getattr(self, key), ge=1)
+        check_range("depth", self.depth, ge=0)
+        if self.attention == "ssa":
+            require(self.dim % self.heads == 0, "dim", f"a multiple of heads ({self.heads}) for SSA", self.dim)
+        require(math.isfinite(self.attn_v_th) and self.attn_v_th > self.neuron.v_reset, "attn_v_th",
+                f"a finite number > neuron.v_reset ({self.neuron.v_reset})", self.attn_v_th)
+        for key in ("attn_scale", "norm_gain"):
+            check_range(key, getattr(self, key), gt=0)
+        check_range("norm_bias", self.norm_bias)
 
     @property
     def attn_neuron(self) -> NeuronParams:

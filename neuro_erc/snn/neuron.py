@@ -16,10 +16,13 @@ so the three cannot drift apart.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
 from norse.torch.functional.lif_box import LIFBoxParameters
+
+from ..config import check_choice, check_range, require
 
 SURROGATES = ("super", "triangle", "tanh", "circ", "heavi_erfc")
 
@@ -47,10 +50,15 @@ class NeuronParams:
     alpha: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.surrogate not in SURROGATES:
-            raise ValueError(f"surrogate {self.surrogate!r} not in {SURROGATES}")
-        if not self.tau_mem >= self.dt > 0:
-            raise ValueError(f"need tau_mem >= dt > 0, got tau_mem={self.tau_mem}, dt={self.dt}")
+        check_choice("surrogate", self.surrogate, SURROGATES)
+        check_range("dt", self.dt, gt=0)
+        require(math.isfinite(self.tau_mem) and self.tau_mem >= self.dt, "tau_mem",
+                f"a finite number ≥ dt ({self.dt})", self.tau_mem)
+        for key in ("v_leak", "v_reset"):
+            check_range(key, getattr(self, key))
+        require(math.isfinite(self.v_th) and self.v_th > self.v_reset, "v_th",
+                f"a finite number > v_reset ({self.v_reset})", self.v_th)
+        check_range("alpha", self.alpha, gt=0)
 
     @property
     def decay(self) -> float:
