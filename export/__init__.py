@@ -1,10 +1,14 @@
 """Hardware export of the spiking core: Norse → NIR (spike-exact) → Lava (CPU, Loihi2SimCfg).
 
 * :func:`core_to_nir` — a ``SpikingCore`` → a NIR graph for dialogues of L utterances;
-  :func:`save_graph` / :func:`load_graph` write and read it (``nir.write``/``nir.read``).
+  :func:`save_graph` / :func:`load_graph` write and read one file of such graphs, one per
+  modality (``nir.write``/``nir.read``), stamped with each core's :func:`core_fingerprint`.
 * :func:`simulate_nir` — the numpy reference simulator (float32, Norse's arithmetic).
 * :func:`build_plan` — a NIR graph → the plan of a Lava network; :class:`LavaCore` runs it
-  (``precision="float"`` is spike-exact against Norse, ``"fixed"`` is Loihi's fixed point).
+  (``precision="float"`` is spike-exact against Norse, ``"fixed"`` is Loihi's fixed point);
+  :func:`restrict_plan` cuts the plan for a shorter dialogue out of it; :func:`save_plan` /
+  :func:`load_plan` (one plan), :func:`save_plans` / :func:`load_plans` (one per modality).
+* :class:`ExportedCores` — an exported artefact checked against the checkpoint it runs with.
 * :func:`graph_size` / :func:`check_fits` — sizes before building; export refuses graphs over
   a memory budget and names the longest dialogue that fits.
 * :func:`record_core` — every spike of a Norse forward, named like the graph's nodes.
@@ -12,9 +16,10 @@
 Lava imports lazily: everything but :class:`LavaCore` works without it (Python ≥ 3.11).
 See ``docs/export.md``.
 """
-from .lava_build import LavaPlan, build_plan, load_plan, quantize, save_plan
+from .artefacts import ExportedCores
+from .lava_build import LavaPlan, build_plan, load_plan, load_plans, quantize, restrict_plan, save_plan, save_plans
 from .lava_run import LavaCore, LavaUnavailable, lava_available, require_lava
-from .nir_graph import core_shape, core_to_nir, load_graph, save_graph, spiking_nodes
+from .nir_graph import core_fingerprint, core_shape, core_to_nir, load_graph, save_graph, spiking_nodes
 from .nir_nodes import lif_node, params_from_lif
 from .nir_sim import simulate_nir
 from .norse_ref import dialogue_spikes, record_core
@@ -24,8 +29,9 @@ from .size_model import (
 )
 
 __all__ = [
-    "CoreShape", "DEFAULT_BUDGET_BYTES", "DEFAULT_LAVA_BUDGET_BYTES", "ExportSizeError", "GraphSize", "LavaCore", "LavaPlan", "LavaUnavailable",
-    "build_plan", "check_fits", "core_shape", "core_to_nir", "dialogue_spikes", "graph_size", "largest_fitting_length",
-    "lava_available", "lif_node", "load_graph", "load_plan", "params_from_lif", "quantize", "record_core",
-    "require_lava", "save_graph", "save_plan", "simulate_nir", "spiking_nodes",
+    "CoreShape", "DEFAULT_BUDGET_BYTES", "DEFAULT_LAVA_BUDGET_BYTES", "ExportSizeError", "ExportedCores", "GraphSize", "LavaCore",
+    "LavaPlan", "LavaUnavailable", "build_plan", "check_fits", "core_fingerprint", "core_shape", "core_to_nir", "dialogue_spikes",
+    "graph_size", "largest_fitting_length", "lava_available", "lif_node", "load_graph", "load_plan", "load_plans",
+    "params_from_lif", "quantize", "record_core", "require_lava", "restrict_plan", "save_graph", "save_plan", "save_plans",
+    "simulate_nir", "spiking_nodes",
 ]

@@ -1,25 +1,29 @@
 """``neuro-erc export nir|lava`` and ``neuro-erc lava-run``: thin wrappers over the export API.
 
-* ``export nir --checkpoint CKPT --out MODEL.nir [--length L]``: the NIR graph of each spiking
-  core for dialogues of L utterances (default 24, MELD's longest); with several modalities the
-  files are ``MODEL.<modality>.nir``.
+* ``export nir --checkpoint CKPT --out MODEL.nir [--length L]``: one NIR file holding the graph
+  of each spiking core for dialogues of up to L utterances (default 24, MELD's longest).
 * ``export lava --checkpoint CKPT --out DIR [--length L]``: the Lava network plan of each core
-  (``DIR/<modality>_L<L>/plan.json`` + arrays), what ``LavaCore`` instantiates; needs no Lava.
-* ``lava-run``: the hybrid run (host in PyTorch, cores in Lava) → PARITY.json. Needs Lava,
+  (``DIR/<modality>/plan.json`` + arrays), what ``LavaCore`` instantiates; needs no Lava.
+* ``lava-run``: the hybrid run (host in PyTorch, cores in Lava) → PARITY.json, running the
+  cores rebuilt from the checkpoint, or what ``export lava`` (``--plan DIR``) or ``export nir``
+  (``--nir MODEL.nir``) wrote once it is checked to come from that checkpoint. Needs Lava,
   hence Python 3.10.
+
+Refusals are ``UserError``s, reported by ``neuro_erc.cli.main``.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 from neuro_erc.checkpoint import Checkpoint
+from neuro_erc.cli_types import positive_float, positive_int
+from neuro_erc.errors import ExportError
 from neuro_erc.io import write_json
 
-from .lava_build import build_plan, save_plan
-from .lava_run import PRECISIONS, LavaUnavailable
+from .artefacts import ExportedCores
+from .lava_build import build_plan, save_plans
+from .lava_run import PRECISIONS
 from .nir_graph import core_shape, core_to_nir, save_graph
 from .size_model import DEFAULT_BUDGET_BYTES, DEFAULT_LAVA_BUDGET_BYTES, check_fits, default_budget
 
@@ -31,10 +35,10 @@ def _cores(checkpoint: str, modality: str | None) -> tuple[dict, object, Checkpo
     model = ckpt.model()
     cores = {m: dswa.core for m, dswa in model.cores.items()}
     if not cores:
-        raise ValueError(f"{checkpoint}: the model has no spiking cores (trained without DSWA): nothing to export")
+        raise ExportError(f"{checkpoint}: the model has no spiking cores (trained without DSWA): nothing to export")
     if modality is not None:
         if modality not in cores:
-            raise ValueError(f"{checkpoint}: no core for modality {modality!r}; it has {sorted(cores)}")
+            raise ExportError(f"{checkpoint}: no core for modality {modality!r}; it has {sorted(cores)}")
         cores = {modality: cores[modality]}
     return cores, model, ckpt
 
@@ -45,23 +49,27 @@ def _budget(args, target: str) -> int:
 
 def run_export_nir(args: argparse.Namespace) -> int:
     cores, _, _ = _cores(args.checkpoint, args.modality)
-    out = Path(args.out)
-    for m, core in cores.items():
-        path = out if len(cores) == 1 else out.with_name(f"{out.stem}.{m}{out.suffix or '.nir'}")
-        graph = core_to_nir(core.cpu(), args.length, _budget(args, "nir"))
-        save_graph(graph, path)
-        print(f"{m}: {path} ({len(graph.nodes)} nodes, L={args.length}, T={graph.metadata['T']})")
+    graphs = {m: core_to_nir(core.cpu(), args.length, _budget(args, "nir")) for m, core in cores.items()}
+    path = save_graph(graphs, args.out)
+    for m, graph in graphs.items():
+        print(f"{m}: {len(graph.nodes)} nodes, L={args.length}, T={graph.metadata['T']}")
+    print(f"wrote {path}")
     return 0
 
 
 def run_export_lava(args: argparse.Namespace) -> int:
     cores, _, _ = _cores(args.checkpoint, args.modality)
-    for m, core in cores.items():
+    for core in cores.values():  # refuse before writing anything
         check_fits(core_shape(core), args.length, _budget(args, "lava"), target="lava")
-        plan = build_plan(core_to_nir(core.cpu(), args.length))
-        directory = save_plan(plan, Path(args.out) / f"{m}_L{args.length}")
-        print(f"{m}: {directory} ({len(plan.groups)} LIF + {len(plan.connections)} Sparse processes, "
-              f"{plan.n_neurons} neurons, {plan.n_synapses} synapses, latency {plan.latency} steps)")
+
+    def plans():  # one at a time: a plan at SpikEmo's size holds GiBs
+        for m, core in cores.items():
+            plan = build_plan(core_to_nir(core.cpu(), args.length))
+            print(f"{m}: {len(plan.groups)} LIF + {len(plan.connections)} Sparse processes, {plan.n_neurons} neurons, "
+                  f"{plan.n_synapses} synapses, latency {plan.latency} steps")
+            yield m, plan
+
+    print(f"wrote {save_plans(plans(), args.out)} (one plan per modality, L={args.length})")
     return 0
 
 
@@ -69,36 +77,28 @@ def run_lava(args: argparse.Namespace) -> int:
     from .parity import hybrid_parity
 
     _, model, ckpt = _cores(args.checkpoint, None)
+    if args.plan or args.nir:  # read (and refuse a damaged one) before the data
+        kind, path = ("plan", args.plan) if args.plan else ("nir", args.nir)
+        exported = ExportedCores.load(kind, path)
+    else:
+        kind, path, exported = "checkpoint", args.checkpoint, None
     dataset = ckpt.dataset(args.dataset, args.data)
     dialogues = dataset.split(args.split)
-    if args.max_length:
+    if args.max_length is not None:
         dialogues = [d for d in dialogues if len(d.utterances) <= args.max_length]
-    dialogues = dialogues[: args.limit] if args.limit else dialogues
-    try:
-        report = hybrid_parity(model.cpu(), dialogues, list(dataset.labels.labels), dataset.name, args.split,
-                               args.precision, args.batch_size, _budget(args, "lava"))
-    except LavaUnavailable as err:
-        print(f"neuro-erc lava-run: error: {err}", file=sys.stderr)
-        return 2
+    if args.limit is not None:
+        dialogues = dialogues[: args.limit]
+    report = hybrid_parity(model.cpu(), dialogues, list(dataset.labels.labels), dataset.name, args.split,
+                           args.precision, args.batch_size, _budget(args, "lava"), exported)
+    report.update(artefact=kind, artefact_path=str(path))
     write_json(args.out, report)
     print(json.dumps({k: v for k, v in report.items() if k != "spike_agreement_by_node"}, indent=1))
     return 0
 
 
-def _guarded(func):
-    """Report refusals that are not the user's data (SSA cores, no cores) as a clean CLI error."""
-    def run(args):
-        try:
-            return func(args)
-        except (NotImplementedError, ValueError) as err:
-            print(f"neuro-erc {args.command}: error: {err}", file=sys.stderr)
-            return 2
-    return run
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--budget-gib", dest="budget_gib", type=float,
+    parser.add_argument("--budget-gib", dest="budget_gib", type=positive_float,
                         help=f"refuse graphs needing more memory (default {DEFAULT_BUDGET_BYTES / 2**30:g} GiB for NIR, "
                              f"{DEFAULT_LAVA_BUDGET_BYTES / 2**30:g} GiB for Lava)")
 
@@ -107,15 +107,16 @@ def register(subparsers) -> None:
     export = subparsers.add_parser("export", help="export the spiking cores to NIR or to a Lava network plan")
     targets = export.add_subparsers(dest="target", required=True, metavar="TARGET")
     for name, func, out_help, text in (
-        ("nir", run_export_nir, "MODEL.nir (MODEL.<modality>.nir with several cores)", "NIR graph per core"),
-        ("lava", run_export_lava, "directory for <modality>_L<length>/ plans", "Lava network plan per core"),
+        ("nir", run_export_nir, "MODEL.nir: one file, one nested graph per modality core", "NIR graphs of the cores"),
+        ("lava", run_export_lava, "directory of <modality>/ plans (replaced as a whole)", "Lava network plan per core"),
     ):
         p = targets.add_parser(name, help=text)
         _common(p)
         p.add_argument("--out", required=True, help=out_help)
-        p.add_argument("--length", type=int, default=MELD_LONGEST, help="dialogue length L of the graph (default 24)")
+        p.add_argument("--length", type=positive_int, default=MELD_LONGEST,
+                       help="longest dialogue L the export runs (default 24)")
         p.add_argument("--modality", help="export only this modality's core")
-        p.set_defaults(func=_guarded(func))
+        p.set_defaults(func=func)
 
     p = subparsers.add_parser("lava-run", help="hybrid run with the cores on Lava (Python 3.10); writes PARITY.json")
     _common(p)
@@ -125,8 +126,12 @@ def register(subparsers) -> None:
     p.add_argument("--data")
     p.add_argument("--split", required=True, choices=["train", "dev", "test"])
     p.add_argument("--precision", choices=PRECISIONS, default="float")
-    p.add_argument("--limit", type=int, help="first N dialogues of the split")
-    p.add_argument("--max-length", dest="max_length", type=int, help="skip dialogues longer than this")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=16)
+    artefact = p.add_mutually_exclusive_group()
+    artefact.add_argument("--plan", metavar="DIR",
+                          help="run the plans `export lava` wrote (default: rebuild the cores from the checkpoint)")
+    artefact.add_argument("--nir", metavar="MODEL.nir", help="run the graphs `export nir` wrote")
+    p.add_argument("--limit", type=positive_int, help="first N dialogues of the split")
+    p.add_argument("--max-length", dest="max_length", type=positive_int, help="skip dialogues longer than this")
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=16)
     p.add_argument("--out", required=True, help="PARITY.json path")
-    p.set_defaults(func=_guarded(run_lava))
+    p.set_defaults(func=run_lava)

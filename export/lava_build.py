@@ -33,11 +33,19 @@ stream back to back.
   (+1 offset: no current memory), weights as even 8-bit mantissas with one exponent per
   ``Sparse`` process, biases as 13-bit mantissas with per-neuron exponents. RESEARCH §6's
   ``vThMant = 64·v_th`` is the case S = 4096.
+
+**Lengths and files.** A plan keeps its graph's dialogue length L and core fingerprint;
+:func:`restrict_plan` cuts the plan for a shorter dialogue out of it (exactly the plan built
+for that length), so one exported plan runs every dialogue up to L. :func:`save_plan` /
+:func:`load_plan` write and read one plan directory, :func:`save_plans` / :func:`load_plans`
+the ``<modality>/`` plans that ``neuro-erc export lava`` writes; writes are atomic and never
+replace a directory that is not a plan, and a damaged plan is an ``ExportError`` naming the file.
 """
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,7 +53,10 @@ import nir
 import numpy as np
 from scipy import sparse
 
-from .nir_sim import topological_order
+from neuro_erc.errors import ExportError
+from neuro_erc.io import atomic_dir
+
+from .nir_sim import metadata_value, single_input, topological_order
 
 RELAY_THRESHOLD = 0.5  # a relay (weight 1) passes every spike on, one step later
 LINEAR_TYPES = (nir.Conv1d, nir.Affine, nir.Linear)
@@ -122,6 +133,30 @@ class LavaPlan:
     T: int
     dt: float
     latency: int  # hop of the deepest node
+    dialogue_length: int | None = None  # L of the source graph; None for graphs not in the utterance layout
+    fingerprint: str = ""  # the source core's ``core_fingerprint``: what the plan pairs with
+
+    def __post_init__(self) -> None:
+        """Check that the pieces fit together, so a damaged plan file fails here and not inside Lava."""
+        for g in self.groups.values():
+            bad = [key for key in ARRAY_FIELDS if np.shape(getattr(g, key)) != (g.size,)]
+            if bad:
+                raise ValueError(f"group {g.name}: arrays {bad} do not have its {g.size} neurons")
+        for p in self.populations.values():
+            if p.group not in self.groups or not 0 <= p.offset <= self.groups[p.group].size - p.size \
+                    or int(np.prod(p.shape)) != p.size:
+                raise ValueError(f"population {p.name} ({p.size} neurons at {p.offset}) does not fit group {p.group}")
+        for c in self.connections:
+            if c.src not in self.groups or c.dst not in self.groups or \
+                    c.weights.shape != (self.groups[c.dst].size, self.groups[c.src].size):
+                raise ValueError(f"connection {c.src} -> {c.dst} of shape {c.weights.shape} does not match its groups")
+        for d in self.drives:
+            if d.population not in self.populations or \
+                    d.matrix.shape != (self.populations[d.population].size, int(np.prod(self.input_shape))):
+                raise ValueError(f"input drive of {d.population} of shape {d.matrix.shape} does not match the input")
+        unknown = sorted(set(self.outputs) - set(self.populations))
+        if unknown or self.T < 1 or self.latency < 0:
+            raise ValueError(f"outputs {unknown} are not populations, or T={self.T} < 1, or latency={self.latency} < 0")
 
     @property
     def steps(self) -> int:
@@ -164,7 +199,7 @@ def linear_matrix(node: nir.NIRNode, in_shape: tuple[int, ...]) -> tuple[sparse.
         b = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else np.zeros(w.shape[0])
         return sparse.csr_matrix(w), b
     if not isinstance(node, nir.Conv1d) or node.groups != 1:
-        raise NotImplementedError(f"no Lava mapping for {type(node).__name__} (groups={getattr(node, 'groups', '-')})")
+        raise ExportError(f"no Lava mapping for {type(node).__name__} (groups={getattr(node, 'groups', '-')})")
     w = np.asarray(node.weight, dtype=np.float64)
     c_in, l_in = in_shape
     stride, dilation, kernel = int(node.stride), int(node.dilation), w.shape[2]
@@ -190,6 +225,7 @@ class _Drive:
 
 
 def _node_drives(graph: nir.NIRGraph) -> tuple[dict[str, _Drive], list[str], dict[str, tuple[int, ...]]]:
+    single_input(graph)
     preds = defaultdict(list)
     for src, dst in graph.edges:
         preds[dst].append(src)
@@ -217,16 +253,16 @@ def _node_drives(graph: nir.NIRGraph) -> tuple[dict[str, _Drive], list[str], dic
                     elif isinstance(graph.nodes[upstream], (nir.LIF, nir.Threshold)):
                         drive.sources.append((upstream, matrix))
                     else:
-                        raise NotImplementedError(f"{upstream} -> {src} -> {name}: chained linear nodes are not mapped")
+                        raise ExportError(f"{upstream} -> {src} -> {name}: chained linear nodes are not mapped")
                 drive.bias += bias
             else:
-                raise NotImplementedError(f"edge {src} -> {name}: a {type(node).__name__} node may not feed a neuron")
+                raise ExportError(f"edge {src} -> {name}: a {type(node).__name__} node may not feed a neuron")
         if drive.inputs and drive.sources:
-            raise NotImplementedError(f"{name} mixes the analog input with spikes; only input-only layers fold into a bias")
+            raise ExportError(f"{name} mixes the analog input with spikes; only input-only layers fold into a bias")
         drives[name] = drive
     (out_name,) = graph.outputs
     if any(not isinstance(graph.nodes[s], (nir.LIF, nir.Threshold)) for s in preds[out_name]):
-        raise NotImplementedError("the Output node must be fed directly by spiking nodes")
+        raise ExportError("the Output node must be fed directly by spiking nodes")
     return drives, preds[out_name], shapes
 
 
@@ -237,10 +273,10 @@ def _neuron_params(node: nir.NIRNode, dt: float, size: int) -> tuple[float, floa
         return 1.0, 0.0, {"r": np.ones(size), "v_leak": np.zeros(size), "v_th": flat(node.threshold), "v_reset": np.zeros(size)}
     tau = flat(node.tau)
     if np.any(tau != tau[0]):
-        raise NotImplementedError("a LIF node with non-uniform tau cannot share one decay")
+        raise ExportError("a LIF node with non-uniform tau cannot share one decay")
     decay = np.float32(dt) * np.float32(1.0 / tau[0])  # Norse's float32 a = dt·τ⁻¹
     if decay >= 1.0:
-        raise NotImplementedError(f"a LIF with tau <= dt (decay {decay}) keeps no memory; it is not mapped to Lava")
+        raise ExportError(f"a LIF with tau <= dt (decay {decay}) keeps no memory; it is not mapped to Lava")
     return float(decay), float(tau[0]), {"r": flat(node.r), "v_leak": flat(node.v_leak), "v_th": flat(node.v_threshold),
                              "v_reset": flat(node.v_reset)}
 
@@ -265,9 +301,13 @@ def _assemble(items: list[tuple[Population, Population, sparse.csr_matrix]], sha
 
 
 def build_plan(graph: nir.NIRGraph, T: int | None = None, dt: float | None = None) -> LavaPlan:
-    """Plan the Lava network of ``graph`` (T and dt default to its metadata)."""
-    T = int(graph.metadata["T"] if T is None else T)
-    dt = float(graph.metadata["dt"] if dt is None else dt)
+    """Plan the Lava network of ``graph`` (T and dt default to its metadata).
+
+    The plan keeps the graph's ``dialogue_length`` and ``fingerprint`` metadata (see
+    :func:`restrict_plan` and ``neuro_erc.export.artefacts``). A graph with nodes or edges
+    that have no Lava mapping is refused with an ``ExportError``.
+    """
+    T, dt = int(metadata_value(graph, "T", T)), float(metadata_value(graph, "dt", dt))
     drives, outputs, shapes = _node_drives(graph)
     (input_node,) = graph.inputs.values()
 
@@ -326,7 +366,53 @@ def build_plan(graph: nir.NIRGraph, T: int | None = None, dt: float | None = Non
                    for (src_g, dst_g), items in blocks.items()]
     input_drives = [InputDrive(name, sum(d.inputs).tocsr()) for name, d in drives.items() if d.inputs]
     in_shape = tuple(int(s) for s in input_node.input_type["input"])
-    return LavaPlan(groups, populations, connections, input_drives, in_shape, list(outputs), T, dt, latency=max(hop.values()))
+    length = graph.metadata.get("dialogue_length")
+    return LavaPlan(groups, populations, connections, input_drives, in_shape, list(outputs), T, dt, latency=max(hop.values()),
+                    dialogue_length=None if length is None else int(length),
+                    fingerprint=str(graph.metadata.get("fingerprint", "")))
+
+
+def restrict_plan(plan: LavaPlan, length: int) -> LavaPlan:
+    """The plan for dialogues of ``length`` ≤ L utterances, cut out of ``plan`` (built for L).
+
+    A plan's structure does not depend on L (same populations, hops, relays), only the
+    utterance axis — the last — of its populations does. Keeping the first ``length``
+    utterances of every (C, L) population, whole (C, 1) context populations, and the synapses
+    among the kept neurons gives exactly :func:`build_plan` at ``length``: a per-utterance
+    expansion kron(W, I_L) restricted is kron(W, I_length), the sum over utterances keeps its
+    first ``length`` terms, the broadcast its first ``length`` rows. So an exported plan runs
+    every dialogue up to its L.
+    """
+    L = plan.dialogue_length
+    if L is None or not 1 <= length <= L:
+        raise ExportError(f"a plan for dialogues of L={L} utterances cannot run one of {length}"
+                          + ("" if L is not None else " (it is not in the (channels, utterances) layout)"))
+    if length == L:
+        return plan
+
+    def kept(shape: tuple[int, ...]) -> np.ndarray:
+        """Flat (C-order) indices of the neurons of a population of ``shape`` that remain."""
+        if len(shape) != 2 or shape[-1] not in (1, L):
+            raise ExportError(f"a population of shape {shape} is not in the (channels, utterances) layout")
+        index = np.arange(int(np.prod(shape)))
+        return index if shape[-1] == 1 else index[index % L < length]
+
+    rows = {name: [] for name in plan.groups}  # group -> kept neuron indices, in population order
+    populations = {}
+    for p in plan.populations.values():
+        local = kept(p.shape)
+        shape = p.shape if p.shape[-1] == 1 else (*p.shape[:-1], length)
+        populations[p.name] = Population(p.name, p.group, sum(map(len, rows[p.group])), local.size, shape, p.hop, p.kind)
+        rows[p.group].append(p.offset + local)
+    rows = {name: np.concatenate(parts) for name, parts in rows.items()}
+    groups = {name: Group(name, g.decay, g.tau, rows[name].size, *(getattr(g, key)[rows[name]] for key in ARRAY_FIELDS))
+              for name, g in plan.groups.items()}
+    connections = [Connection(c.src, c.dst, c.weights[rows[c.dst]][:, rows[c.src]]) for c in plan.connections]
+    x_kept = kept(plan.input_shape)
+    drives = [InputDrive(d.population, d.matrix[kept(plan.populations[d.population].shape)][:, x_kept])
+              for d in plan.drives]
+    return LavaPlan(groups, populations, connections, drives, (*plan.input_shape[:-1], length), plan.outputs, plan.T,
+                    plan.dt, plan.latency, dialogue_length=length, fingerprint=plan.fingerprint)
 
 
 # ---------------------------------------------------------------- Lava's standard LIF
@@ -356,7 +442,7 @@ def lava_lif_network(plan: LavaPlan) -> LIFNetwork:
     for name, g in plan.groups.items():
         theta = g.v_th - g.v_reset
         if np.any(theta <= 0):
-            raise NotImplementedError(f"group {name}: Lava's LIF needs v_th > v_reset (reset is to 0, threshold > 0)")
+            raise ExportError(f"group {name}: Lava's LIF needs v_th > v_reset (reset is to 0, threshold > 0)")
         if g.memoryless:
             groups[name] = LIFGroup(1.0, 1.0 / theta, np.zeros(g.size), np.zeros(g.size))
         else:
@@ -424,39 +510,109 @@ def quantize(plan: LavaPlan, lif: LIFNetwork | None = None) -> FixedPlan:
 
 # ---------------------------------------------------------------- saving (``neuro-erc export lava``)
 
-def save_plan(plan: LavaPlan, directory: str | Path) -> Path:
-    """Write ``plan`` as ``plan.json`` + ``arrays.npz`` + one ``.npz`` per Sparse process and input drive."""
-    directory = Path(directory)
+PLAN_FILE, PLAN_FORMAT, PLAN_FORMAT_VERSION = "plan.json", "neuro-erc.lava-plan", 1
+ARRAYS_FILE = "arrays.npz"
+
+
+def _write_plan(plan: LavaPlan, directory: Path) -> None:
+    """``plan.json`` (structure and metadata) + ``arrays.npz`` (per-neuron arrays) +
+    ``connection<i>.npz`` per Sparse process and ``drive<i>.npz`` per input drive (CSR)."""
     directory.mkdir(parents=True, exist_ok=True)
-    arrays = {f"group.{g.name}.{key}": getattr(g, key) for g in plan.groups.values() for key in ARRAY_FIELDS}
-    np.savez(directory / "arrays.npz", **arrays)
+    np.savez(directory / ARRAYS_FILE,
+             **{f"group.{g.name}.{key}": getattr(g, key) for g in plan.groups.values() for key in ARRAY_FIELDS})
     for i, c in enumerate(plan.connections):
         sparse.save_npz(directory / f"connection{i}.npz", c.weights)
     for i, d in enumerate(plan.drives):
         sparse.save_npz(directory / f"drive{i}.npz", d.matrix)
     manifest = {
-        "T": plan.T, "dt": plan.dt, "latency": plan.latency, "input_shape": list(plan.input_shape), "outputs": plan.outputs,
+        "format": PLAN_FORMAT, "format_version": PLAN_FORMAT_VERSION,
+        "T": plan.T, "dt": plan.dt, "dialogue_length": plan.dialogue_length, "fingerprint": plan.fingerprint,
+        "latency": plan.latency, "input_shape": list(plan.input_shape), "outputs": plan.outputs,
         "groups": [{"name": g.name, "decay": g.decay, "tau": g.tau, "size": g.size} for g in plan.groups.values()],
         "populations": [asdict(p) for p in plan.populations.values()],
-        "connections": [{"src": c.src, "dst": c.dst, "file": f"connection{i}.npz"}
-                        for i, c in enumerate(plan.connections)],
-        "drives": [{"population": d.population, "file": f"drive{i}.npz"} for i, d in enumerate(plan.drives)],
+        "connections": [{"src": c.src, "dst": c.dst} for c in plan.connections],
+        "drives": [{"population": d.population} for d in plan.drives],
     }
-    (directory / "plan.json").write_text(json.dumps(manifest, indent=1))
+    (directory / PLAN_FILE).write_text(json.dumps(manifest, indent=1))
+
+
+def _is_plan(path: Path) -> bool:
+    return (path / PLAN_FILE).is_file()
+
+
+def _refuse_to_replace(directory: Path, ours: bool, what: str) -> None:
+    """Writes replace the whole directory (``atomic_dir`` deletes the old one): only ever one we wrote."""
+    if directory.exists() and not (directory.is_dir() and (ours or not any(directory.iterdir()))):
+        raise ExportError(f"{directory}: exists and is not {what}; refusing to replace it (choose another --out)")
+
+
+def save_plan(plan: LavaPlan, directory: str | Path) -> Path:
+    """Write ``plan`` to ``directory``, replacing it atomically (a crash leaves the old plan or the new one)."""
+    directory = Path(directory)
+    _refuse_to_replace(directory, _is_plan(directory), "a Lava plan")
+    with atomic_dir(directory) as tmp:
+        _write_plan(plan, tmp)
     return directory
 
 
-def load_plan(directory: str | Path) -> LavaPlan:
+def save_plans(plans: Iterable[tuple[str, LavaPlan]], directory: str | Path) -> Path:
+    """Write ``(modality, plan)`` pairs as ``directory/<modality>/``, replacing ``directory`` atomically as a whole.
+
+    ``plans`` may be a generator, so that only one plan (GiBs at SpikEmo's size) is in memory at a time.
+    """
     directory = Path(directory)
-    if not (directory / "plan.json").is_file():
-        raise FileNotFoundError(f"no Lava plan (plan.json) in {directory}")
-    m = json.loads((directory / "plan.json").read_text())
-    arrays = np.load(directory / "arrays.npz")
-    groups = {g["name"]: Group(g["name"], g["decay"], g["tau"], g["size"],
-                               *(arrays[f"group.{g['name']}.{key}"] for key in ARRAY_FIELDS))
-              for g in m["groups"]}
-    populations = {p["name"]: Population(**{**p, "shape": tuple(p["shape"])}) for p in m["populations"]}
-    connections = [Connection(c["src"], c["dst"], sparse.load_npz(directory / c["file"]).tocsr())
-                   for c in m["connections"]]
-    drives = [InputDrive(d["population"], sparse.load_npz(directory / d["file"]).tocsr()) for d in m["drives"]]
-    return LavaPlan(groups, populations, connections, drives, tuple(m["input_shape"]), m["outputs"], m["T"], m["dt"], m["latency"])
+    _refuse_to_replace(directory, directory.is_dir() and all(map(_is_plan, directory.iterdir())), "a set of Lava plans")
+    with atomic_dir(directory) as tmp:
+        modalities = []
+        for modality, plan in plans:
+            _write_plan(plan, tmp / modality)
+            modalities.append(modality)
+        if not modalities:
+            raise ExportError("no plans to write")
+    return directory
+
+
+def _read(path: Path, reader):
+    """``reader(path)``, any failure reported as a damaged plan naming the file."""
+    try:
+        return reader(path)
+    except (ExportError, MemoryError):
+        raise
+    except Exception as err:  # json, numpy, scipy and zipfile raise many kinds on a missing or damaged file
+        raise ExportError(f"{path}: missing or damaged part of a Lava plan ({type(err).__name__}: {err}); "
+                          "re-export it with `neuro-erc export lava`") from err
+
+
+def load_plan(directory: str | Path) -> LavaPlan:
+    """Read a plan :func:`save_plan` wrote; a missing or damaged one is an ``ExportError`` naming the file."""
+    directory = Path(directory)
+    manifest = directory / PLAN_FILE
+    if not manifest.is_file():
+        raise ExportError(f"{manifest}: no such file; expected a Lava plan as `neuro-erc export lava` writes")
+    m = _read(manifest, lambda p: json.loads(p.read_text()))
+    versions = range(1, PLAN_FORMAT_VERSION + 1)
+    if not isinstance(m, dict) or m.get("format") != PLAN_FORMAT or m.get("format_version") not in versions:
+        raise ExportError(f"{manifest}: not a Lava plan of format {PLAN_FORMAT!r} version <= {PLAN_FORMAT_VERSION}")
+    arrays = _read(directory / ARRAYS_FILE, lambda p: dict(np.load(p)))
+    csr = lambda name: _read(directory / name, lambda p: sparse.load_npz(p).tocsr())  # noqa: E731
+
+    def build() -> LavaPlan:
+        groups = {g["name"]: Group(g["name"], g["decay"], g["tau"], g["size"],
+                                   *(arrays[f"group.{g['name']}.{key}"] for key in ARRAY_FIELDS))
+                  for g in m["groups"]}
+        populations = {p["name"]: Population(**{**p, "shape": tuple(p["shape"])}) for p in m["populations"]}
+        connections = [Connection(c["src"], c["dst"], csr(f"connection{i}.npz")) for i, c in enumerate(m["connections"])]
+        drives = [InputDrive(d["population"], csr(f"drive{i}.npz")) for i, d in enumerate(m["drives"])]
+        return LavaPlan(groups, populations, connections, drives, tuple(m["input_shape"]), m["outputs"], m["T"], m["dt"],
+                        m["latency"], m["dialogue_length"], m["fingerprint"])
+
+    return _read(manifest, lambda _: build())  # a field missing, or pieces that do not fit: the manifest is damaged
+
+
+def load_plans(directory: str | Path) -> dict[str, LavaPlan]:
+    """The ``{modality: plan}`` that :func:`save_plans` wrote to ``directory``."""
+    directory = Path(directory)
+    entries = sorted(directory.iterdir()) if directory.is_dir() else []
+    if not entries:
+        raise ExportError(f"{directory}: no Lava plans there; expected <modality>/{PLAN_FILE} as `neuro-erc export lava` writes")
+    return {entry.name: load_plan(entry) for entry in entries}

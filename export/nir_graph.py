@@ -17,23 +17,53 @@ mapping per kind of step, so a new block exports as soon as it describes itself:
 Node names are the core's layer names (``blocks.0.attn.q.lif``), so spikes can be compared
 layer by layer. A graph is built for the dialogue's real length: no padding, so no mask.
 The analog input x [D_in, L] is the Input node, held constant over the T steps, exactly
-as the core drives its encoder. Metadata carries ``dt``, ``T`` and the layout. Graphs are
-un-batched (``nir.read``'s type inference fails on batched shapes).
+as the core drives its encoder. Metadata carries ``dt``, ``T``, the layout and the core's
+:func:`core_fingerprint`. Graphs are un-batched (``nir.read``'s type inference fails on batched
+shapes).
+
+**The file** (:func:`save_graph` / :func:`load_graph`, what ``neuro-erc export nir`` writes) is
+one NIR graph holding one nested graph per modality core, keyed by modality, each between an
+``input_<m>`` and an ``output_<m>`` node (NIR's own convention for a graph's inputs and outputs;
+``nir.NIRGraph`` adds them itself when they are missing). A single core gets the same layout,
+so readers handle one shape. The top graph's metadata says what the file is and what it pairs
+with: ``format``, ``format_version``, ``modalities`` (in the model's order), ``T``, ``dt``,
+``dialogue_length`` and ``fingerprints`` (modality → :func:`core_fingerprint`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import nir
 import numpy as np
 
+from neuro_erc.config import to_dict
+from neuro_erc.errors import ExportError
+from neuro_erc.io import atomic_path
 from neuro_erc.snn.core import SpikingCore
 
 from .nir_nodes import and_node, lif_node, pointwise_conv, utterance_broadcast, utterance_sum
+from .nir_sim import single_input
 from .size_model import DEFAULT_BUDGET_BYTES, CoreShape, check_fits
 
 INPUT, OUTPUT = "input", "output"
 SPIKING_TYPES = (nir.LIF, nir.Threshold)
+FORMAT, FORMAT_VERSION = "neuro-erc.cores", 1
+SHARED_METADATA = ("T", "dt", "dialogue_length")  # the same in every core graph of a file
+
+
+def core_fingerprint(core: SpikingCore) -> str:
+    """sha256 of what decides the core's spikes: its config and every state-dict tensor
+    (name, dtype, shape, bytes) in sorted key order. An exported artefact records it, so a
+    later run can check the artefact came from the checkpoint it is paired with."""
+    digest = hashlib.sha256(json.dumps({"in_dim": core.in_dim, "config": to_dict(core.cfg)}, sort_keys=True).encode())
+    for name, tensor in sorted(core.state_dict().items()):
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def core_shape(core: SpikingCore) -> CoreShape:
@@ -87,7 +117,7 @@ class _Builder:
             self.edges += [(op, info.name) for op in operands]
             self.terms[info.name], self.shapes[info.name] = [info.name], shape
         else:
-            raise NotImplementedError(
+            raise ExportError(
                 f"{info.name}: no NIR mapping for a {info.kind!r} step"
                 + (" (SSA's Q·Kᵀ·V needs O(L²·D²/H) AND units; train with attention='sdsa' to export)"
                    if info.kind == "ssa-matmul" else ""))
@@ -103,20 +133,25 @@ class _Builder:
         self.edges += [(t, OUTPUT) for t in self.terms[last]]
         dts = {info.neuron.dt for info in layers if info.kind == "lif"}
         if len(dts) != 1:
-            raise ValueError(f"all LIF layers must share one dt to export; found {sorted(dts)}")
+            raise ExportError(f"all LIF layers must share one dt to export; found {sorted(dts)}")
         metadata = {"dt": float(dts.pop()), "T": int(core.cfg.T), "dialogue_length": int(self.L),
-                    "layout": "(channels, utterances)", "attention": core.cfg.attention, "source": "neuro-erc"}
+                    "layout": "(channels, utterances)", "attention": core.cfg.attention, "source": "neuro-erc",
+                    "fingerprint": core_fingerprint(core)}
         return nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=metadata)
 
 
 def core_to_nir(core: SpikingCore, length: int, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> nir.NIRGraph:
     """The NIR graph of ``core`` (eval mode, batch norm folded) for a dialogue of ``length`` utterances.
 
-    Refuses (``ExportSizeError``, naming the longest length that fits) above ``budget_bytes``.
+    Refuses (``ExportError``) SSA attention and LayerNorm, and (``ExportSizeError``, naming the
+    longest length that fits) graphs above ``budget_bytes``.
     """
     if core.cfg.attention != "sdsa":
-        raise NotImplementedError("NIR export builds SDSA cores only: SSA's Q·Kᵀ·V needs O(L²·D²/H) AND units "
-                                  "(see neuro_erc.export.size_model); train with attention='sdsa' to export")
+        raise ExportError("NIR export builds SDSA cores only: SSA's Q·Kᵀ·V needs O(L²·D²/H) AND units "
+                          "(see neuro_erc.export.size_model); train with attention='sdsa' to export")
+    if core.cfg.norm == "layer":
+        raise ExportError("LayerNorm normalises each position by its own statistics: it does not fold into a Linear; "
+                          "train with norm='batch' or 'none' to export")
     check_fits(core_shape(core), length, budget_bytes, target="nir")
     return _Builder(core, length).graph()
 
@@ -126,15 +161,68 @@ def spiking_nodes(graph: nir.NIRGraph) -> list[str]:
     return [name for name, node in graph.nodes.items() if isinstance(node, SPIKING_TYPES)]
 
 
-def save_graph(graph: nir.NIRGraph, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(path, graph)
-    return path
+def save_graph(graphs: Mapping[str, nir.NIRGraph], path: str | Path) -> Path:
+    """Write the core graphs ``{modality: graph}`` (from :func:`core_to_nir`, one length) as one NIR file.
+
+    The file replaces ``path`` atomically: nothing else is written beside it.
+    """
+    if not graphs:
+        raise ExportError("no core graphs to write")
+    first = next(iter(graphs.values())).metadata
+    for m, graph in graphs.items():
+        missing = [key for key in (*SHARED_METADATA, "fingerprint") if key not in graph.metadata]
+        unlike = [key for key in SHARED_METADATA if graph.metadata.get(key) != first.get(key)]
+        if missing or unlike:
+            raise ExportError(f"core graph {m!r}: metadata {missing + unlike} missing or unlike the other cores' "
+                              "(one file holds graphs of one T, dt and dialogue length, from core_to_nir)")
+    nodes, edges = {}, []
+    for m, graph in graphs.items():
+        single_input(graph)
+        (in_type,), (out_type,) = graph.input_type.values(), graph.output_type.values()
+        nodes.update({f"input_{m}": nir.Input(input_type=np.asarray(in_type)), m: graph,
+                      f"output_{m}": nir.Output(output_type=np.asarray(out_type))})
+        edges += [(f"input_{m}", m), (m, f"output_{m}")]
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "modalities": list(graphs),
+                **{key: first[key] for key in SHARED_METADATA},
+                "fingerprints": {m: graph.metadata["fingerprint"] for m, graph in graphs.items()}}
+    with atomic_path(path) as tmp:
+        nir.write(tmp, nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata))
+    return Path(path)
 
 
-def load_graph(path: str | Path) -> nir.NIRGraph:
+def load_graph(path: str | Path) -> dict[str, nir.NIRGraph]:
+    """The core graphs ``{modality: graph}`` of a file :func:`save_graph` wrote, checked for that layout.
+
+    Anything else — a missing, empty, truncated or foreign file — is an ``ExportError`` naming
+    the file and what was expected.
+    """
     path = Path(path)
+    expected = f"expected a NIR file of per-modality core graphs (format {FORMAT!r}) as `neuro-erc export nir` writes"
     if not path.is_file():
-        raise FileNotFoundError(f"no NIR file at {path}")
-    return nir.read(path)
+        raise ExportError(f"{path}: no such NIR file; {expected}")
+    try:
+        top = nir.read(path)
+    except MemoryError:
+        raise
+    except Exception as err:  # h5py and nir raise OSError, KeyError, ValueError, ... on what is not a NIR file
+        raise ExportError(f"{path}: not a readable NIR file ({type(err).__name__}: {err}); {expected}") from err
+    meta = getattr(top, "metadata", None) or {}
+    if not isinstance(top, nir.NIRGraph) or meta.get("format") != FORMAT:
+        raise ExportError(f"{path}: a NIR graph, but not one written by `neuro-erc export nir`; {expected}")
+    version = meta.get("format_version")
+    if not isinstance(version, (int, np.integer)) or not 1 <= version <= FORMAT_VERSION:
+        raise ExportError(f"{path}: format version {version!r}; this neuro-erc reads versions 1 to {FORMAT_VERSION}")
+    modalities = [m.decode() if isinstance(m, bytes) else str(m) for m in np.atleast_1d(meta.get("modalities", []))]
+    if not modalities:
+        raise ExportError(f"{path}: lists no modality cores; {expected}")
+    graphs = {m: top.nodes.get(m) for m in modalities}
+    fingerprints = meta.get("fingerprints") or {}
+    for m, graph in graphs.items():
+        if not isinstance(graph, nir.NIRGraph):
+            raise ExportError(f"{path}: modality {m!r} is listed but has no core graph; {expected}")
+        differs = [key for key in SHARED_METADATA if graph.metadata.get(key) != meta.get(key)]
+        if graph.metadata.get("fingerprint") != fingerprints.get(m):
+            differs.append("fingerprint")
+        if differs:
+            raise ExportError(f"{path}: core graph {m!r} disagrees with the file's metadata on {differs}: the file is damaged")
+    return graphs

@@ -22,6 +22,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 
+from neuro_erc.errors import ExportError
 from neuro_erc.snn.neuron import NeuronParams
 
 AND_THRESHOLD = 1.5
@@ -47,10 +48,10 @@ def params_from_lif(node: nir.LIF, dt: float, surrogate: str = "tanh", alpha: fl
     for name, arr in fields.items():
         arr = np.asarray(arr)
         if arr.size == 0 or not np.all(arr == arr.flat[0]):
-            raise ValueError(f"LIF parameter {name} is not uniform over the node; cannot map to NeuronParams")
+            raise ExportError(f"LIF parameter {name} is not uniform over the node; cannot map to NeuronParams")
         values[name] = float(arr.flat[0])
     if values["r"] != 1.0:
-        raise ValueError(f"LIF with r={values['r']} is not a box LIF of this package (needs r = 1)")
+        raise ExportError(f"LIF with r={values['r']} is not a box LIF of this package (needs r = 1)")
     return NeuronParams(tau_mem=values["tau"], v_th=values["v_threshold"], v_leak=values["v_leak"],
                         v_reset=values["v_reset"], dt=dt, surrogate=surrogate, alpha=alpha)
 

@@ -15,7 +15,8 @@ the very float32 operations of Norse's ``lif_box_feed_forward_step`` (torch cast
 currents do. Currents are float32 matrix products; torch and numpy may sum them in different
 orders, which can move a current by an ulp (exact when weights and inputs are dyadic).
 
-Node kinds: Input, Output, Affine, Linear, Conv1d (groups=1), LIF, Threshold.
+Node kinds: Input, Output, Affine, Linear, Conv1d (groups=1), LIF, Threshold; a graph with
+anything else (or a cycle) is refused with an ``ExportError``.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from collections import defaultdict, deque
 
 import nir
 import numpy as np
+
+from neuro_erc.errors import ExportError
 
 F32 = np.float32
 
@@ -44,14 +47,31 @@ def topological_order(graph: nir.NIRGraph) -> list[str]:
             if indegree[child] == 0:
                 ready.append(child)
     if len(order) != len(graph.nodes):
-        raise ValueError(f"graph has a cycle through {sorted(set(graph.nodes) - set(order))}; only feed-forward graphs simulate")
+        raise ExportError(f"graph has a cycle through {sorted(set(graph.nodes) - set(order))}; only feed-forward graphs simulate")
     return order
+
+
+def metadata_value(graph: nir.NIRGraph, key: str, given=None):
+    """``given``, else the graph's metadata ``key`` (refused when a foreign graph lacks it)."""
+    if given is not None:
+        return given
+    if key not in graph.metadata:
+        raise ExportError(f"the graph's metadata has no {key!r}; pass {key} explicitly")
+    return graph.metadata[key]
+
+
+def single_input(graph: nir.NIRGraph) -> dict[str, nir.Input]:
+    """The graph's one Input node (a graph of several cores holds them as nested graphs: pass one of those)."""
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ExportError(f"a core graph has one Input and one Output node; this one has inputs {sorted(graph.inputs)} "
+                          f"and outputs {sorted(graph.outputs)}")
+    return graph.inputs
 
 
 def conv1d(node: nir.Conv1d, x: np.ndarray) -> np.ndarray:
     """``y[o, j] = b[o] + Σ_k W[o, :, k] · x_pad[:, j·stride + k·dilation]`` in float32."""
     if node.groups != 1:
-        raise NotImplementedError("Conv1d with groups != 1 (nir 1.0.8 mis-sizes it; write a diagonal weight instead)")
+        raise ExportError("Conv1d with groups != 1 (nir 1.0.8 mis-sizes it; write a diagonal weight instead)")
     weight, stride, dilation = node.weight.astype(F32), int(node.stride), int(node.dilation)
     kernel = weight.shape[2]
     span = dilation * (kernel - 1)
@@ -94,7 +114,7 @@ def _apply(node: nir.NIRNode, x: np.ndarray) -> np.ndarray:
         return (x > node.threshold.astype(F32)).astype(F32)
     if isinstance(node, nir.Output):
         return x
-    raise NotImplementedError(f"the reference simulator has no rule for {type(node).__name__} nodes")
+    raise ExportError(f"the reference simulator has no rule for {type(node).__name__} nodes")
 
 
 def simulate_nir(graph: nir.NIRGraph, x: np.ndarray, T: int | None = None, dt: float | None = None,
@@ -105,9 +125,8 @@ def simulate_nir(graph: nir.NIRGraph, x: np.ndarray, T: int | None = None, dt: f
     ``[T, *shape]``. ``T`` and ``dt`` default to the graph's metadata. ``record`` names the
     nodes to keep (default: every LIF, Threshold and Output node).
     """
-    T = int(graph.metadata["T"] if T is None else T)
-    dt = float(graph.metadata["dt"] if dt is None else dt)
-    (input_name, input_node), = graph.inputs.items()
+    T, dt = int(metadata_value(graph, "T", T)), float(metadata_value(graph, "dt", dt))
+    (input_name, input_node), = single_input(graph).items()
     in_shape = tuple(int(s) for s in input_node.input_type["input"])
     x = np.asarray(x, dtype=F32)
     if x.shape == in_shape:

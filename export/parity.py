@@ -16,6 +16,10 @@ Reported (the PARITY.json contract): ``spike_agreement`` over every exported neu
 dialogues, the precision, and the seconds spent in Lava (building, compiling and running) and
 in the Norse cores; plus ``spike_agreement_trained``, ``prediction_agreement_trained`` and
 ``weighted_f1_trained`` against the unfolded model, and per-node agreement.
+
+Lava runs either the cores' graphs rebuilt from the model, or an exported artefact
+(:class:`~.artefacts.ExportedCores`), after checking that it was exported from this model's cores
+and is long enough for every dialogue.
 """
 from __future__ import annotations
 
@@ -27,8 +31,10 @@ import numpy as np
 import torch
 
 from neuro_erc.data.batching import iterate_batches
+from neuro_erc.errors import ExportError
 from neuro_erc.evaluate import classification_report
 
+from .artefacts import ExportedCores
 from .lava_build import build_plan
 from .lava_run import LavaCore, require_lava
 from .nir_graph import core_shape, core_to_nir
@@ -68,17 +74,26 @@ class SpikeTally:
 @torch.no_grad()
 def hybrid_parity(model, dialogues, labels, dataset_name: str, split: str, precision: str = "float",
                   batch_size: int = 16, budget_bytes: int = DEFAULT_LAVA_BUDGET_BYTES,
-                  progress=lambda it: it) -> dict:
-    """Run ``dialogues`` through ``model`` with Norse cores and with Lava cores; the PARITY dict."""
-    require_lava()
+                  exported: ExportedCores | None = None, progress=lambda it: it) -> dict:
+    """Run ``dialogues`` through ``model`` with Norse cores and with Lava cores; the PARITY dict.
+
+    Lava runs ``exported`` (refused unless exported from ``model``'s cores for dialogues this
+    long), else each core's graph built from ``model`` for each dialogue length.
+    """
     model.eval()
     modalities = list(model.cfg.modalities)
     cores = {m: dswa.core for m, dswa in model.cores.items()}
     if not cores:
-        raise ValueError("this model has no spiking cores (trained without DSWA): nothing runs on Lava")
+        raise ExportError("this model has no spiking cores (trained without DSWA): nothing runs on Lava")
+    lengths = sorted({len(d.utterances) for d in dialogues})
+    if exported is not None:
+        exported.check(cores)
+        exported.check_lengths(len(d.utterances) for d in dialogues)
+    require_lava()
     for m, core in cores.items():
-        for length in sorted({len(d.utterances) for d in dialogues}):
+        for length in lengths:
             check_fits(core_shape(core), length, budget_bytes, target="lava")
+    plan_for = exported.plan if exported is not None else lambda m, length: build_plan(core_to_nir(cores[m], length))
 
     folded = {m: core.folded() for m, core in cores.items()}
     batches = list(iterate_batches(dialogues, modalities, batch_size))
@@ -104,8 +119,7 @@ def hybrid_parity(model, dialogues, labels, dataset_name: str, split: str, preci
         groups[(job.modality, job.length)].append(job)
     t0 = time.perf_counter()
     for (m, length), group in progress(sorted(groups.items())):
-        plan = build_plan(core_to_nir(cores[m], length))
-        with LavaCore(plan, precision) as lava:
+        with LavaCore(plan_for(m, length), precision) as lava:
             for job in group:
                 spikes = lava.run(job.x)
                 tally.add(dialogue_spikes(norse_spikes[job.batch][m], job.index, length), spikes, prefix=f"{m}:")

@@ -1,4 +1,5 @@
 """``neuro-erc data-stats`` through the command-line entry point, and the registry's defaults."""
+import gzip
 import json
 
 import pytest
@@ -27,6 +28,18 @@ def test_one_split_and_errors(capsys, monkeypatch):
     monkeypatch.delenv("NEURO_ERC_DATA", raising=False)
     assert main(["data-stats", "--dataset", "meld"]) == 2
     assert "pass --data PATH, or set NEURO_ERC_DATA" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    (gzip.compress(b"Utterance,Speaker,Emotion,Dialogue_ID,Utterance_ID\r\n"), "train_sent_emo.csv: the file is gzip-compressed"),
+    (b"Utterance,Speaker,Emotion,Dialogue_ID,Utterance_ID\r\n", "train_sent_emo.csv: no utterances, only a header"),
+])
+def test_bad_data_is_one_error_line_naming_the_file(tmp_path, capsys, content, message):
+    (tmp_path / "train_sent_emo.csv").write_bytes(content)
+    assert main(["data-stats", "--dataset", "meld", "--data", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("neuro-erc data-stats: error: ")
+    assert message in captured.err and captured.err.count("\n") == 1
 
 
 def test_registry_refuses_unknown_names_and_data_for_synthetic():

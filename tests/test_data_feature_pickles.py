@@ -129,6 +129,35 @@ def test_non_finite_features_name_file_dialogue_utterance(tmp_path, bad, message
         load_multiemo(directory)
 
 
+@pytest.mark.parametrize("bad, message", [
+    (np.ones((3, 4)) + 1j, r"dialogue 11, modality 't': features of dtype complex128, expected real numbers"),
+    (np.full((3, 4), "0.5"), r"dialogue 11, modality 't': features of dtype <U3, expected real numbers"),
+    (np.zeros((3, 0), np.float32), r"dialogue 11, modality 't': features of shape \(3, 0\), expected \(3, dim\) .*dim ≥ 1"),
+    ([np.ones(4), np.ones(3), np.ones(4)], r"dialogue 11, modality 't': not a numeric \[n_utt, dim\] array"),
+    (np.full((3, 4), 1e300), r"dialogue 11, modality 't', utterance 0: NaN or inf feature values \(or beyond float32's range\)"),
+])
+def test_features_that_are_not_finite_reals_name_the_dialogue(tmp_path, bad, message):
+    directory = write_multiemo(tmp_path / "MELD", "meld", dims={"Text": 4})
+    with_value(directory / "TextFeatures.pkl", 11, bad)
+    with pytest.raises(DataError, match=r"TextFeatures\.pkl, " + message):
+        load_multiemo(directory)
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda e: e[8].append(10), r"dialogue 10 is listed in both trainVid and testVid; expected each dialogue once"),
+    (lambda e: e[7].append(10), r"dialogue 10 is listed twice in trainVid"),
+    (lambda e: e[8].append("1"), r"dialogue '1' is listed twice in testVid"),  # 1 and '1' would both be dialogue "1"
+    (lambda e: e[1][10].__setitem__(0, []), r"dialogue 10, utterance 0: speaker \[\] is neither a name, an index"),
+    (lambda e: e[1][10].__setitem__(1, [0.0] * 9), r"dialogue 10, utterance 1: speaker \[0\.0, .*\] is neither"),
+    (lambda e: e[6][10].__setitem__(1, None), r"dialogue 10, utterance 1: videoSentence entry None is of type NoneType"),
+])
+def test_malformed_tuple_names_file_and_dialogue(tmp_path, corrupt, message):
+    entries = dialoguernn_tuple("meld", (3, 3, 3), MELD_TRAIN, MELD_TEST)
+    corrupt(entries)
+    with pytest.raises(DataError, match=r"MELD_features_raw1\.pkl(: |, )" + message):
+        load_dialoguernn(dump(tmp_path / "MELD_features_raw1.pkl", entries))
+
+
 def test_dims_differing_between_splits_name_the_dialogue(tmp_path):
     directory = write_multiemo(tmp_path / "MELD", "meld", dims={"Audio": 4})
     with_value(directory / "AudioFeatures.pkl", 2, np.zeros((3, 5), np.float32))  # a test dialogue

@@ -1,6 +1,7 @@
 """COSMIC-style IEMOCAP pickle: splits, labels, errors naming the file and dialogue, real counts."""
 import pickle
 
+import numpy as np
 import pytest
 
 from neuro_erc.data import DataError
@@ -56,12 +57,31 @@ def test_vid_listed_but_absent_names_it(tmp_path):
     (lambda c: c[1].__setitem__("Ses01F_impro01", [0, 9]), r"dialogue 'Ses01F_impro01', utterance 1: label 9"),
     (lambda c: c.pop(), r"expected a 6-entry list"),
     (lambda c: c.__setitem__(3, []), r"trainVid is empty"),
+    (lambda c: c.__setitem__(3, [["Ses01F_impro01"]]), r"trainVid holds \['Ses01F_impro01'\], a list; expected dialogue ids"),
+    (lambda c: c.__setitem__(3, [True]), r"trainVid holds True, a bool; expected dialogue ids"),
+    (lambda c: c[0]["Ses01F_impro01"].__setitem__(0, []), r"dialogue 'Ses01F_impro01', utterance 0: speaker \[\] is neither"),
+    (lambda c: c[0]["Ses01F_impro01"].__setitem__(1, [0, 0]), r"utterance 1: speaker \[0, 0\] is neither a name, an index"),
+    (lambda c: c[0].__setitem__("Ses01F_impro01", np.array("MF")), r"dialogue 'Ses01F_impro01': speakers is a ndarray"),
+    (lambda c: c[2]["Ses01F_impro01"].__setitem__(0, None), r"utterance 0: sentences entry None is of type NoneType, expected a string"),
+    (lambda c: c[2]["Ses01F_impro01"].__setitem__(1, b"Hi"), r"utterance 1: sentences entry b'Hi' is of type bytes, expected a string"),
+    (lambda c: c[2]["Ses01F_impro01"].__setitem__(1, 7), r"utterance 1: sentences entry 7 is of type int, expected a string"),
+    (lambda c: c[2]["Ses01F_impro01"].__setitem__(1, "Hi \ud800"),
+     r"dialogue 'Ses01F_impro01', utterance 1: sentences entry 'Hi \\ud800' holds a lone surrogate U\+D800 at position 3"),
+    (lambda c: c[5].append("Ses01F_impro02"),
+     r"dialogue 'Ses01F_impro02' is listed in both trainVid and validVid; expected each dialogue once, in one split"),
+    (lambda c: c[4].append("Ses01F_impro01"), r"dialogue 'Ses01F_impro01' is listed in both trainVid and testVid"),
+    (lambda c: c[3].append("Ses01F_impro01"), r"dialogue 'Ses01F_impro01' is listed twice in trainVid"),
 ])
 def test_malformed_content_names_file_and_dialogue(tmp_path, corrupt, message):
     content = cosmic()
     corrupt(content)
     with pytest.raises(DataError, match=r"x\.pkl.*" + message):
         load_iemocap(write(tmp_path / "x.pkl", content))
+
+
+def test_a_pickle_that_is_not_the_6_list_names_the_file(tmp_path):
+    with pytest.raises(DataError, match=r"x\.pkl: expected a 6-entry list .*, found a dict"):
+        load_iemocap(write(tmp_path / "x.pkl", dict(enumerate(cosmic()))))
 
 
 def test_empty_dialogue_names_file_and_dialogue(tmp_path):

@@ -1,4 +1,6 @@
 """MELD CSV loader: layout, ordering, mojibake repair, errors that name file and line, real counts."""
+import gzip
+
 import numpy as np
 import pytest
 
@@ -76,14 +78,50 @@ def test_repair_text_leaves_unrelated_accents_alone():
 @pytest.mark.parametrize("content, message", [
     (csv_bytes(ROWS, header=HEADER.replace("Emotion", "Feeling")), r"train_sent_emo.csv: missing column\(s\) \['Emotion'\]"),
     (csv_bytes(ROWS) + b"9,Short row,Ross,joy\r\n", r"train_sent_emo.csv, line 6: 4 fields, expected 11"),
-    (csv_bytes(ROWS[:2] + [(2, "x", "Ross", "joy", "Hi")]), r"train_sent_emo.csv, line 4: Utterance_ID 'x' is not an integer"),
-    (csv_bytes([("a", 0, "Ross", "joy", "Hi")]), r"train_sent_emo.csv, line 2: Dialogue_ID 'a' is not an integer"),
+    (csv_bytes(ROWS[:2] + [(2, "x", "Ross", "joy", "Hi")]), r"train_sent_emo.csv, line 4: Utterance_ID 'x' is not a non-negative integer"),
+    (csv_bytes([("a", 0, "Ross", "joy", "Hi")]), r"train_sent_emo.csv, line 2: Dialogue_ID 'a' is not a non-negative integer"),
     (csv_bytes(ROWS[:1] + [(3, 0, "Ross", "happy", "Hi")]), r"train_sent_emo.csv, line 3: unknown label 'happy'"),
     (csv_bytes(ROWS + [(1, 1, "Ross", "joy", "again")]), r"train_sent_emo.csv, line 6: duplicate Utterance_ID 1"),
+    (csv_bytes([(-1, 0, "Ross", "joy", "Hi")]), r"train_sent_emo.csv, line 2: Dialogue_ID '-1' is not a non-negative integer"),
+    (csv_bytes([(0, -2, "Ross", "joy", "Hi")]), r"train_sent_emo.csv, line 2: Utterance_ID '-2' is not a non-negative integer"),
+    (csv_bytes([("1_0", 0, "Ross", "joy", "Hi")]), r"train_sent_emo.csv, line 2: Dialogue_ID '1_0' is not a non-negative integer"),
+    (csv_bytes([("\u0663", 0, "Ross", "joy", "Hi")]), r"train_sent_emo.csv, line 2: Dialogue_ID '\u0663' is not a non-negative"),
+    (csv_bytes(ROWS, header=HEADER + ",Emotion"), r"train_sent_emo.csv: column\(s\) \['Emotion'\] appear more than once"),
 ])
 def test_malformed_rows_name_file_and_line(tmp_path, content, message):
     (tmp_path / "train_sent_emo.csv").write_bytes(content)
     with pytest.raises(DataError, match=message):
+        load_meld(tmp_path)
+
+
+@pytest.mark.parametrize("content", [
+    csv_bytes(ROWS[:1] + [(5, 0, "Ross", "joy", "x" * 140_000), (6, 0, "Ross", "joy", "Hi")]),
+    csv_bytes(ROWS[:1]) + b'2,"never closed' + b"\r\nx" * 70_000,
+], ids=["long field", "unclosed quote"])
+def test_a_field_over_the_csv_limit_names_the_line_it_starts_on(tmp_path, content):
+    (tmp_path / "train_sent_emo.csv").write_bytes(content)
+    with pytest.raises(DataError, match=r"train_sent_emo.csv, line 3: field larger than field limit \(131072\).*unclosed quote"):
+        load_meld(tmp_path)
+
+
+@pytest.mark.parametrize("encode, message", [
+    (lambda b: b[:60] + b"\0" + b[60:], r"train_sent_emo.csv, line 1: NUL byte; expected a UTF-8 text CSV"),
+    (lambda b: b.replace(b"Hi.", b"H\0i."), r"train_sent_emo.csv, line 3: NUL byte"),
+    (lambda b: b.decode("utf-8").encode("utf-16"), r"train_sent_emo.csv: the file starts with a UTF-16 byte-order mark"),
+    (lambda b: b.decode("utf-8").encode("utf-16-le"), r"train_sent_emo.csv, line 1: NUL byte.*UTF-16"),
+    (gzip.compress, r"train_sent_emo.csv: the file is gzip-compressed; expected a UTF-8 CSV"),
+])
+def test_files_that_are_not_utf8_text_are_refused_by_name(tmp_path, encode, message):
+    (tmp_path / "train_sent_emo.csv").write_bytes(encode(csv_bytes(ROWS)))
+    with pytest.raises(DataError, match=message):
+        load_meld(tmp_path)
+
+
+@pytest.mark.parametrize("split", ["train", "dev"])
+def test_a_split_without_rows_is_refused(tmp_path, split):
+    write_meld(tmp_path)
+    (tmp_path / f"{split}_sent_emo.csv").write_bytes(HEADER.encode() + b"\r\n\r\n")
+    with pytest.raises(DataError, match=rf"{split}_sent_emo.csv: no utterances, only a header"):
         load_meld(tmp_path)
 
 

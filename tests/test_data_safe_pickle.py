@@ -64,3 +64,10 @@ def test_corrupt_and_missing_files_name_the_file(tmp_path):
         load_pickle(path)
     with pytest.raises(DataError, match="absent.pkl: no such file"):
         load_pickle(tmp_path / "absent.pkl")
+
+
+def test_a_length_field_asking_for_a_petabyte_names_the_file(tmp_path):
+    path = tmp_path / "huge.pkl"
+    path.write_bytes(b"\x80\x04\x8e" + (1 << 50).to_bytes(8, "little") + b"x")  # BINBYTES8 of 2**50 bytes
+    with pytest.raises(DataError, match=r"huge\.pkl: not a readable pickle \(it asks for more memory than is available"):
+        load_pickle(path)

@@ -1,20 +1,18 @@
 """Norse → NIR → reference simulator → Lava on a tiny SDSA core: spike-exact round trips.
 
 Sizes are tiny (D=16, L=5, T=8) so the whole file runs in well under a minute; the Lava tests
-need Python 3.10 and skip elsewhere.
+need Python 3.10 and skip elsewhere. The commands and their artefacts: ``test_export_artefacts``.
 """
-import json
-import sys
-
 import nir
 import numpy as np
 import pytest
 import torch
 
-from neuro_erc.cli import main
+from neuro_erc.errors import ExportError
 from neuro_erc.export import (
-    LavaCore, LavaUnavailable, build_plan, core_shape, core_to_nir, dialogue_spikes, graph_size, lava_available, lif_node,
-    load_graph, load_plan, params_from_lif, record_core, save_graph, save_plan, simulate_nir, spiking_nodes,
+    LavaCore, build_plan, core_fingerprint, core_shape, core_to_nir, dialogue_spikes, graph_size, lava_available, lif_node,
+    load_graph, load_plan, params_from_lif, record_core, restrict_plan, save_graph, save_plan, simulate_nir,
+    spiking_nodes,
 )
 from neuro_erc.snn.blocks import MaskedBatchNorm1d
 from neuro_erc.snn.core import CoreConfig, SpikingCore
@@ -66,8 +64,9 @@ def core():
 
 @pytest.fixture(scope="module")
 def graph(core, tmp_path_factory):
-    path = save_graph(core_to_nir(core, L), tmp_path_factory.mktemp("nir") / "core.nir")
-    return load_graph(path)
+    """The core's graph through the export file format and back."""
+    path = save_graph({"t": core_to_nir(core, L)}, tmp_path_factory.mktemp("nir") / "core.nir")
+    return load_graph(path)["t"]
 
 
 def single_lif_graph(params: NeuronParams, n: int) -> nir.NIRGraph:
@@ -81,7 +80,8 @@ CURRENTS = np.linspace(-0.5, 4.0, 96, dtype=np.float32)
 
 @pytest.mark.parametrize("params", NEURONS)
 def test_lif_mapping_round_trip_is_spike_exact(params, tmp_path):
-    graph = load_graph(save_graph(single_lif_graph(params, CURRENTS.size), tmp_path / "lif.nir"))
+    nir.write(tmp_path / "lif.nir", single_lif_graph(params, CURRENTS.size))
+    graph = nir.read(tmp_path / "lif.nir")
     back = params_from_lif(graph.nodes["lif"], graph.metadata["dt"]).norse()
     for field in ("tau_mem_inv", "v_leak", "v_th", "v_reset"):
         assert torch.equal(getattr(back, field), getattr(params.norse(), field)), field
@@ -92,6 +92,7 @@ def test_lif_mapping_round_trip_is_spike_exact(params, tmp_path):
 
 def test_graph_layout_and_metadata(core, graph):
     assert graph.metadata["T"] == T and graph.metadata["dt"] == core.cfg.neuron.dt
+    assert graph.metadata["dialogue_length"] == L and graph.metadata["fingerprint"] == core_fingerprint(core)
     assert tuple(graph.nodes["input"].input_type["input"]) == (IN_DIM, L)
     assert tuple(graph.nodes["output"].output_type["output"]) == (16, L)
     convs = [n for n in graph.nodes.values() if isinstance(n, nir.Conv1d)]
@@ -115,10 +116,34 @@ def test_reference_simulator_reproduces_norse_exactly(core, graph):
 
 
 def test_export_refuses_what_it_cannot_express():
-    with pytest.raises(NotImplementedError, match="SDSA"):
+    with pytest.raises(ExportError, match="SDSA"):
         core_to_nir(firing_core(depth=1, attention="ssa"), L)
-    with pytest.raises(ValueError, match="does not fold"):
+    with pytest.raises(ExportError, match="does not fold"):
         core_to_nir(firing_core(depth=1, norm="layer"), L)
+
+
+def test_fingerprint_changes_with_any_weight_or_neuron_parameter(core):
+    other = firing_core()
+    assert core_fingerprint(other) == core_fingerprint(core)
+    with torch.no_grad():
+        other.blocks[0].mlp.fc2.linear.weight[0, 0] += 1e-6
+    assert core_fingerprint(other) != core_fingerprint(core)
+    assert core_fingerprint(firing_core(neuron=NeuronParams(v_th=0.9))) != core_fingerprint(core)
+
+
+def foreign_graph(node: nir.NIRNode) -> nir.NIRGraph:
+    """A valid NIR graph of kinds this package does not map: Input → node → LIF → Output."""
+    lif = lif_node(NeuronParams(), (4,))
+    nodes = {"input": nir.Input(input_type=np.array([4])), "x": node, "lif": lif, "output": nir.Output(output_type=np.array([4]))}
+    return nir.NIRGraph(nodes=nodes, edges=[("input", "x"), ("x", "lif"), ("lif", "output")], metadata={"dt": 1e-3, "T": 4})
+
+
+@pytest.mark.parametrize("node", [nir.Delay(delay=np.ones(4)), nir.Scale(scale=np.ones(4))], ids=["Delay", "Scale"])
+def test_foreign_node_kinds_are_refused_as_export_errors(node):
+    with pytest.raises(ExportError, match=type(node).__name__):
+        simulate_nir(foreign_graph(node), np.ones(4, dtype=np.float32))
+    with pytest.raises(ExportError, match=type(node).__name__):
+        build_plan(foreign_graph(node))
 
 
 def test_lava_plan_matches_size_model_and_saves(core, graph, tmp_path):
@@ -126,10 +151,33 @@ def test_lava_plan_matches_size_model_and_saves(core, graph, tmp_path):
     size = graph_size(core_shape(core), L)
     assert (plan.n_neurons, plan.n_synapses, plan.latency) == (size.lava_neurons, size.synapses, size.latency)
     assert sorted(plan.groups) == ["gates0", "input0", "leaky0"] and len(plan.connections) <= 6  # few OS processes, any size
-    back = load_plan(save_plan(plan, tmp_path / "plan"))
-    assert back.populations == plan.populations and back.outputs == plan.outputs
-    for a, b in zip(plan.connections, back.connections):
-        assert (a.src, a.dst) == (b.src, b.dst) and (a.weights != b.weights).nnz == 0
+    assert (plan.dialogue_length, plan.fingerprint) == (L, core_fingerprint(core))
+    assert_same_plan(load_plan(save_plan(plan, tmp_path / "plan")), plan)
+
+
+def assert_same_plan(a, b) -> None:
+    assert (a.T, a.dt, a.latency, a.input_shape, a.outputs) == (b.T, b.dt, b.latency, b.input_shape, b.outputs)
+    assert (a.dialogue_length, a.fingerprint) == (b.dialogue_length, b.fingerprint)
+    assert a.populations == b.populations and sorted(a.groups) == sorted(b.groups)
+    for name, g in a.groups.items():
+        h = b.groups[name]
+        assert (g.decay, g.tau, g.size) == (h.decay, h.tau, h.size)
+        for field in ("r", "v_leak", "v_th", "v_reset", "bias", "hop"):
+            np.testing.assert_array_equal(getattr(g, field), getattr(h, field), err_msg=f"{name}.{field}")
+    pairs = [(c.src, c.dst, d.src, d.dst, c.weights, d.weights) for c, d in zip(a.connections, b.connections)]
+    pairs += [(c.population, "", d.population, "", c.matrix, d.matrix) for c, d in zip(a.drives, b.drives)]
+    assert (len(a.connections), len(a.drives)) == (len(b.connections), len(b.drives))
+    for src, dst, src_b, dst_b, w, w_b in pairs:
+        assert (src, dst) == (src_b, dst_b) and w.shape == w_b.shape and (w != w_b).nnz == 0, (src, dst)
+
+
+@pytest.mark.parametrize("length", [1, 2, L - 1, L])
+def test_plan_cut_to_a_shorter_dialogue_is_the_plan_built_for_it(core, length):
+    """Why an artefact exported for L runs every dialogue up to L: cutting is building at that length."""
+    longest = build_plan(core_to_nir(core, L))
+    assert_same_plan(restrict_plan(longest, length), build_plan(core_to_nir(core, length)))
+    with pytest.raises(ExportError, match=f"L={L}"):
+        restrict_plan(longest, L + 1)
 
 
 @pytest.mark.lava
@@ -172,59 +220,3 @@ def test_lava_standard_lif_agrees(core, graph, precision, floor):
             scores.append(agreement(lava.run(x[:, 0].numpy().T), norse_dialogue(core, x)[1]))
     print(f"{precision} Lava LIF spike agreement {scores}")
     assert floor <= min(scores) <= 1.0
-
-
-# ---------------------------------------------------------------- commands
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from neuro_erc.config import to_dict
-    from neuro_erc.data.synthetic import SYNTHETIC_LABELS
-    from neuro_erc.model.spikemo import ModelConfig, SpikEmo
-    from neuro_erc.train import TrainConfig
-
-    torch.manual_seed(0)
-    model_cfg = ModelConfig(modalities=("t",), input_dims={"t": 48}, n_classes=7, dim=16, context="none",
-                            fusion_layers=1, classifier_hidden=16,
-                            core=CoreConfig(dim=16, heads=2, depth=1, mlp_ratio=2, T=T))
-    cfg = TrainConfig(dataset="synthetic", model=model_cfg)
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    torch.save({"config": to_dict(cfg), "labels": list(SYNTHETIC_LABELS.labels), "model": SpikEmo(model_cfg).state_dict()}, path)
-    return path
-
-
-def test_export_commands_write_nir_and_lava_plan(checkpoint, tmp_path, capsys):
-    assert main(["export", "nir", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.nir"), "--length", "6"]) == 0
-    graph = load_graph(tmp_path / "m.nir")
-    assert tuple(graph.nodes["input"].input_type["input"]) == (16, 6)
-    assert main(["export", "lava", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "lava"), "--length", "6"]) == 0
-    assert load_plan(tmp_path / "lava" / "t_L6").T == T
-    code = main(["export", "nir", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "big.nir"),
-                 "--length", "50", "--budget-gib", "0.0001"])
-    assert code == 2 and "longest dialogue that fits is L=" in capsys.readouterr().err
-
-
-@pytest.mark.lava
-@lava_only
-def test_lava_run_writes_parity_report(checkpoint, tmp_path):
-    out = tmp_path / "parity.json"
-    assert main(["lava-run", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--split", "dev",
-                 "--precision", "float", "--limit", "2", "--max-length", "6", "--out", str(out)]) == 0
-    report = json.loads(out.read_text())
-    keys = {"spike_agreement", "prediction_agreement", "weighted_f1_norse", "weighted_f1_lava", "n_dialogues",
-            "precision", "lava_seconds", "norse_seconds"}
-    assert keys <= set(report) and report["n_dialogues"] == 2 and report["precision"] == "float"
-    assert report["spike_agreement"] == 1.0 and report["prediction_agreement"] == 1.0
-    assert report["weighted_f1_lava"] == report["weighted_f1_norse"]
-
-
-def test_without_lava_the_lava_commands_name_python_310(checkpoint, tmp_path, monkeypatch, capsys):
-    """What Python >= 3.11 users see (simulated here by hiding Lava's modules)."""
-    monkeypatch.setitem(sys.modules, "lava.magma.core.run_configs", None)
-    with pytest.raises(LavaUnavailable, match="Python 3.10"):
-        LavaCore(build_plan(single_lif_graph(NEURONS[0], 4)))
-    code = main(["lava-run", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--split", "dev",
-                 "--limit", "1", "--out", str(tmp_path / "p.json")])
-    assert code == 2 and "Lava needs Python 3.10" in capsys.readouterr().err
-    assert not (tmp_path / "p.json").exists()

@@ -1,4 +1,4 @@
-"""The HDF5 feature store: layout, provenance, reuse rule, atomic writes."""
+"""The HDF5 feature store: layout, provenance, reuse rule, atomic writes, block checksums."""
 import subprocess
 import sys
 import textwrap
@@ -9,7 +9,7 @@ import pytest
 
 from neuro_erc.data import DataError
 from neuro_erc.features.store import (
-    DialogueKey, Encoder, FeatureStore, default_store_path, fetch_or_compute, input_hash,
+    CHECKSUM, DialogueKey, Encoder, FeatureStore, block_checksum, default_store_path, fetch_or_compute, input_hash,
 )
 
 ENC = Encoder("text.toy", "toy encoder", "toy 1.0")
@@ -126,10 +126,63 @@ def test_input_hash_is_order_and_boundary_sensitive():
 
 def test_unreadable_store_and_default_path(tmp_path, monkeypatch):
     (tmp_path / "bad.h5").write_text("not hdf5")
-    with pytest.raises(DataError, match="bad.h5 is not a readable HDF5 file"):
+    with pytest.raises(DataError, match=r"feature store .*bad\.h5: not a readable HDF5 file.*delete it"):
         FeatureStore(tmp_path / "bad.h5").read(ENC, {A: None})
     monkeypatch.setenv("NEURO_ERC_CACHE", str(tmp_path))
     assert default_store_path() == tmp_path / "features.h5"
     assert FeatureStore().path == tmp_path / "features.h5"
     monkeypatch.delenv("NEURO_ERC_CACHE")
     assert default_store_path().parts[-3:] == (".cache", "neuro-erc", "features.h5")
+
+
+def zero_block(path, block):
+    """Overwrite a stored block's bytes with zeros in place, as a damaged disk or copy would."""
+    with h5py.File(path, "r") as f:
+        offset, size = f[block].id.get_offset(), f[block].id.get_storage_size()
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(bytes(size))
+
+
+def test_blocks_carry_a_checksum_of_their_rows(tmp_path):
+    FeatureStore(tmp_path / "f.h5").write(ENC, {A: ("h0", rows(2)), B: ("h1", rows(3, value=2.0))})
+    with h5py.File(tmp_path / "f.h5", "r") as f:
+        assert f["text.toy/toy/train/d0"].attrs[CHECKSUM] == block_checksum(rows(2))
+    assert block_checksum(rows(2)) != block_checksum(rows(2, value=0.0)) != block_checksum(rows(1, dim=8))
+
+
+def test_a_damaged_block_is_refused_not_served(tmp_path):
+    path = tmp_path / "f.h5"
+    inputs = {A: ["a", "b"], B: ["c", "d", "e"]}
+    FeatureStore(path).write(ENC, {A: (input_hash(inputs[A]), rows(2)), B: (input_hash(inputs[B]), rows(3))})
+    zero_block(path, "text.toy/toy/dev/a%2Fb")
+    message = (r"feature store .*f\.h5: block text\.toy/toy/dev/a%2Fb does not match its sha256 checksum"
+               r".*delete it and re-run `neuro-erc features`")
+    with pytest.raises(DataError, match=message):  # not a "cached" result with rows of zeros
+        fetch_or_compute(FeatureStore(path), ENC, inputs, lambda missing: pytest.fail("nothing is missing"))
+    assert FeatureStore(path).read(ENC, {A: None}).keys() == {A}  # the intact block still reads
+    before = path.read_bytes()
+    with pytest.raises(DataError, match=message):  # nor is the damaged one copied into a new file
+        FeatureStore(path).write(ENC, {A: ("h2", rows(2))})
+    assert path.read_bytes() == before
+
+
+def test_a_store_without_checksums_is_refused(tmp_path):
+    path = tmp_path / "f.h5"
+    FeatureStore(path).write(ENC, {A: ("h0", rows(2))})
+    with h5py.File(path, "r+") as f:
+        del f["text.toy/toy/train/d0"].attrs[CHECKSUM]
+    with pytest.raises(DataError, match=r"block text\.toy/toy/train/d0 has no sha256 checksum.*re-create it"):
+        FeatureStore(path).read(ENC, {A: "h0"})
+
+
+def test_a_block_h5py_cannot_read_names_the_store_and_block(tmp_path, monkeypatch):
+    path = tmp_path / "f.h5"
+    FeatureStore(path).write(ENC, {A: ("h0", rows(2))})
+
+    def unreadable(self, key):
+        raise OSError("Can't read data (wrong B-tree signature)")
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", unreadable)
+    with pytest.raises(DataError, match=r"f\.h5: cannot read block text\.toy/toy/train/d0 \(OSError: Can't read data"):
+        FeatureStore(path).read(ENC, {A: "h0"})

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from neuro_erc.data import DataError, Dialogue, DialogueDataset, LabelSet, Utterance
+from neuro_erc.errors import ConfigError
 from neuro_erc.features import text as text_mod
 from neuro_erc.features.text import attach_text_features, embed_texts, text_encoder
 
@@ -150,7 +151,7 @@ def test_finetune_keeps_the_dev_best_encoder_as_a_text_model(minilm, tmp_path):
     np.testing.assert_allclose(  # the 2nd utterance is read with the 1st after it
         features[DialogueKey("toy", "train", "d0")][:2],
         embed_texts([first[0].text, f"{first[1].text} [SEP] {first[0].text}"], model=str(out)), atol=1e-6)
-    with pytest.raises(FileExistsError, match="tuned exists"):
+    with pytest.raises(ConfigError, match="tuned exists"):
         finetune_text_encoder(dataset, out, progress=False)
 
     import random
@@ -192,7 +193,7 @@ def test_crossfit_embeds_each_dialogue_with_the_encoder_that_never_saw_it(minilm
             encoder = str(out / f"fold{fold_of(d.id, 2)}")
             np.testing.assert_allclose(features[DialogueKey("toy", split, d.id)],
                                        embed_texts([u.text for u in d.utterances], model=encoder), atol=1e-6)
-    with pytest.raises(FileExistsError, match="finished cross-fitted model"):
+    with pytest.raises(ConfigError, match="finished cross-fitted model"):
         crossfit_text_encoder(dataset, out, 2, cfg, progress=False)
 
 
@@ -208,3 +209,18 @@ def test_malformed_model_files_name_the_file(tmp_path):
     (tmp_path / INPUT_FORMAT_FILE).write_text('{"past": 2}')
     with pytest.raises(DataError, match=rf"{INPUT_FORMAT_FILE}: expected past_utterances and separator"):
         InputFormat.of(str(tmp_path))
+
+
+def test_features_text_refuses_a_lone_surrogate_naming_file_and_utterance(tmp_path, capsys):
+    import pickle
+
+    from neuro_erc.cli import main
+
+    content = [{"d0": ["M", "F"]}, {"d0": [0, 1]}, {"d0": ["fine", "bad \ud800"]}, ["d0"], [], []]
+    (tmp_path / "x.pkl").write_bytes(pickle.dumps(content))
+    argv = ["features", "text", "--dataset", "iemocap", "--data", str(tmp_path / "x.pkl"),
+            "--store", str(tmp_path / "f.h5"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "x.pkl, dialogue 'd0', utterance 1: sentences entry" in err and "lone surrogate U+D800" in err
+    assert not (tmp_path / "f.h5").exists()

@@ -27,9 +27,11 @@ visual 1000.
 DialogueRNN/MMGCN's ``IEMOCAP_features.pkl`` (9 entries; text 100, audio 100, visual 512)
 or MMGCN's ``MELD_features_raw1.pkl`` (10 entries; text 600, audio 300, visual 342).
 
-Dimensions are read from the data, never assumed. MELD or IEMOCAP (``variant``) comes from
-the directory or file name unless given. The files have no dev split: ``dev`` is held out
-of trainVid by :func:`hold_out_dev`; ``test`` is the file's testVid (omitted when empty).
+Dimensions are read from the data, never assumed; features must be finite real numbers,
+at least one per utterance, and a dialogue listed twice or in both trainVid and testVid is
+refused. MELD or IEMOCAP (``variant``) comes from the directory or file name unless given.
+The files have no dev split: ``dev`` is held out of trainVid by :func:`hold_out_dev`;
+``test`` is the file's testVid (omitted when empty).
 Every pickle goes through :mod:`neuro_erc.data.safe_pickle`.
 """
 from __future__ import annotations
@@ -41,10 +43,9 @@ import numpy as np
 
 from .iemocap import IEMOCAP_LABELS
 from .meld import MELD_LABELS
-from .pickled import field, find_pickle, label_id, sequence, sorted_vids, speaker_name, utterance_labels
+from .pickled import field, find_pickle, split_vids, utterances
 from .safe_pickle import load_pickle
-from .textfix import repair_text
-from .types import DataError, Dialogue, DialogueDataset, Utterance
+from .types import DataError, Dialogue, DialogueDataset
 
 VARIANT_LABELS = {"iemocap": IEMOCAP_LABELS, "meld": MELD_LABELS}
 MULTIEMO_FILES = {"t": "TextFeatures.pkl", "a": "AudioFeatures.pkl", "v": "VisualFeatures.pkl"}
@@ -136,8 +137,9 @@ def _feature_dict(content: object, source: Path) -> object:
 
 def _build(name: str, variant: str, entries: dict[str, object], meta_source: Path,
            features: dict[str, FeatureTable], dev_fraction: float) -> DialogueDataset:
-    train, dev = hold_out_dev(sorted_vids(entries["trainVid"], "trainVid", meta_source), dev_fraction)
-    test = sorted_vids(entries["testVid"], "testVid", meta_source)
+    vids = split_vids({"trainVid": entries["trainVid"], "testVid": entries["testVid"]}, meta_source)
+    train, dev = hold_out_dev(vids["trainVid"], dev_fraction)
+    test = vids["testVid"]
     if not train:
         raise DataError(f"{meta_source}: trainVid is empty; expected the training dialogues' ids")
     dims: dict[str, tuple[int, object]] = {}
@@ -151,39 +153,35 @@ def _build(name: str, variant: str, entries: dict[str, object], meta_source: Pat
 
 def _dialogue(vid: object, variant: str, entries: dict[str, object], meta_source: Path,
               features: dict[str, FeatureTable], dims: dict[str, tuple[int, object]]) -> Dialogue:
-    where = f"{meta_source}, dialogue {vid!r}"
-    labels = utterance_labels(entries["videoLabels"], vid, "videoLabels", meta_source)
-    n = len(labels)
-    speakers = sequence(field(entries["videoSpeakers"], vid, "videoSpeakers", meta_source), n, "videoSpeakers", where)
-    sentences = sequence(field(entries["videoSentence"], vid, "videoSentence", meta_source), n, "videoSentence", where)
-    arrays = {m: _features(vid, m, table, source, n, dims) for m, (table, source) in features.items()}
-    return Dialogue(
-        str(vid),
-        [
-            Utterance(
-                speaker=speaker_name(speakers[i]),
-                label=label_id(labels[i], VARIANT_LABELS[variant], f"{where}, utterance {i}"),
-                text=repair_text(str(sentences[i])),
-                features={m: x[i] for m, x in arrays.items()},
-            )
-            for i in range(n)
-        ],
-    )
+    names = ("videoSpeakers", "videoLabels", "videoSentence")
+    found = utterances(vid, meta_source, VARIANT_LABELS[variant], *(entries[name] for name in names), names=names)
+    arrays = {m: _features(vid, m, table, source, len(found), dims) for m, (table, source) in features.items()}
+    for i, utterance in enumerate(found):
+        utterance.features = {m: x[i] for m, x in arrays.items()}
+    return Dialogue(str(vid), found)
 
 
 def _features(vid: object, m: str, table: object, source: Path, n: int,
               dims: dict[str, tuple[int, object]]) -> np.ndarray:
-    """One dialogue's ``[n, dim]`` float32 features, checked for shape, finiteness and the common dim."""
+    """One dialogue's ``[n, dim]`` float32 features, checked for type, shape, finiteness and the common dim.
+
+    Only real numbers are accepted: a complex array would lose its imaginary part in the
+    cast, a string array would be parsed, and an object array hides what it holds.
+    """
     where = f"{source}, dialogue {vid!r}, modality {m!r}"
     try:
-        x = np.ascontiguousarray(field(table, vid, f"the {m!r} features", source), dtype=np.float32)
-    except (TypeError, ValueError) as err:
+        x = np.asarray(field(table, vid, f"the {m!r} features", source))
+    except (TypeError, ValueError) as err:  # a ragged list of vectors
         raise DataError(f"{where}: not a numeric [n_utt, dim] array ({err})") from None
-    if x.ndim != 2 or x.shape[0] != n:
-        raise DataError(f"{where}: features of shape {x.shape}, expected ({n}, dim) for its {n} utterances")
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{where}: features of dtype {x.dtype}, expected real numbers (float or integer)")
+    if x.ndim != 2 or x.shape[0] != n or x.shape[1] == 0:
+        raise DataError(f"{where}: features of shape {x.shape}, expected ({n}, dim) for its {n} utterances, dim ≥ 1")
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
+        x = np.ascontiguousarray(x, dtype=np.float32)
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
-        raise DataError(f"{where}, utterance {int(bad[0])}: NaN or inf feature values")
+        raise DataError(f"{where}, utterance {int(bad[0])}: NaN or inf feature values (or beyond float32's range)")
     dim, first = dims.setdefault(m, (x.shape[1], vid))
     if x.shape[1] != dim:
         raise DataError(f"{where}: feature dimension {x.shape[1]}, expected {dim} as in dialogue {first!r}")

@@ -96,5 +96,8 @@ def load_pickle(path: str | Path) -> object:
             return RestrictedUnpickler(f, str(path)).load()
         except DataError:
             raise
+        except MemoryError:  # a length field asking for gigabytes
+            raise DataError(f"{path}: not a readable pickle (it asks for more memory than is available: "
+                            "corrupt, or too large for this machine)") from None
         except Exception as err:  # a corrupt pickle raises anything from EOFError to TypeError
             raise DataError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from None

@@ -4,6 +4,7 @@ Layout (one float32 dataset per dialogue, rows in utterance order)::
 
     /<encoder key>/<dataset>/<split>/<dialogue id>     float32 [n_utterances, dim]
         attrs: input_hash   sha256 of the dialogue's inputs (texts, or audio file identities)
+               sha256       sha256 of the block itself (:func:`block_checksum`)
     /<encoder key>
         attrs: encoder, version, dim, created (UTC, ISO 8601)
 
@@ -14,6 +15,12 @@ Reuse rule. A stored dialogue is reused only when the encoder group's ``encoder`
 ``version`` equal the requested ones and its ``input_hash`` equals the hash of the current
 inputs; anything else is a miss and gets recomputed. When an encoder's version changes, its
 whole group is replaced at the next write, so stale rows never linger next to fresh ones.
+
+Integrity. HDF5 checks none of its data: a damaged file can open and serve rows of zeros.
+Every block carries a checksum written with it and verified whenever it is read; a block
+that fails it, has none (a store from before checksums) or that h5py cannot read makes the
+store refuse with a DataError naming the file and block. The store is a cache: deleting it
+and re-running ``neuro-erc features`` re-creates it.
 
 Writes are atomic. A write builds a new file beside the store (same directory, hence same
 filesystem), copies over every object it keeps, adds the new rows, fsyncs, and
@@ -81,6 +88,19 @@ def input_hash(inputs: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(inputs), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+def block_checksum(array: np.ndarray) -> str:
+    """sha256 of a block's shape and its float32 (little-endian) bytes: what is stored beside it."""
+    digest = hashlib.sha256(repr(tuple(array.shape)).encode())
+    digest.update(np.ascontiguousarray(array, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
+CHECKSUM = "sha256"
+"""The block attribute holding :func:`block_checksum`."""
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError)
+"""What h5py raises on a damaged file (KeyError and RuntimeError for broken object headers and B-trees)."""
+
+
 def _name(part: str) -> str:
     return quote(part, safe="")
 
@@ -98,6 +118,12 @@ class FeatureStore:
     def __repr__(self) -> str:
         return f"FeatureStore({str(self.path)!r})"
 
+    def _refuse(self, what: str) -> DataError:
+        return DataError(
+            f"feature store {self.path}: {what}; it is a cache: "
+            "delete it and re-run `neuro-erc features` to re-create it"
+        )
+
     @contextlib.contextmanager
     def _open(self) -> Iterator[h5py.File | None]:
         if not self.path.exists():
@@ -106,46 +132,76 @@ class FeatureStore:
         try:
             f = h5py.File(self.path, "r")
         except OSError as err:
-            raise DataError(
-                f"feature store {self.path} is not a readable HDF5 file ({err}); delete it to rebuild"
-            ) from None
+            raise self._refuse(f"not a readable HDF5 file ({err})") from None
         with f:
             yield f
 
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn what h5py raises on a damaged file while reading ``what`` into a DataError naming both."""
+        try:
+            yield
+        except _H5_ERRORS as err:
+            raise self._refuse(f"cannot read {what} ({type(err).__name__}: {err})") from None
+
+    def _verified(self, block: str, array: np.ndarray, checksum: object) -> np.ndarray:
+        """``array`` if it matches the ``checksum`` stored with ``block``, else a DataError."""
+        if checksum is None:
+            raise self._refuse(f"block {block} has no {CHECKSUM} checksum (the store predates checksums)")
+        if checksum != block_checksum(array):
+            raise self._refuse(f"block {block} does not match its {CHECKSUM} checksum (the file is damaged)")
+        return array
+
+    def _load(self, f: h5py.File, block: str, expected_hash: str | None) -> np.ndarray | None:
+        """The verified rows of ``block``; None when it is absent or holds other inputs (a miss)."""
+        with self._reading(f"block {block}"):
+            ds = f.get(block)
+            if not isinstance(ds, h5py.Dataset):
+                return None
+            if expected_hash is not None and ds.attrs.get("input_hash") != expected_hash:
+                return None
+            array, checksum = ds[()], ds.attrs.get(CHECKSUM)
+        return self._verified(block, array, checksum)
+
+    def _group_attrs(self, f: h5py.File, encoder_key: str) -> dict | None:
+        """The attributes of an encoder group, or None when the store has no such group."""
+        with self._reading(f"group {encoder_key}"):
+            group = f.get(_name(encoder_key))
+            return None if group is None else dict(group.attrs)
+
     @staticmethod
-    def _matches(group: h5py.Group, encoder: Encoder) -> bool:
-        return group.attrs.get("encoder") == encoder.name and group.attrs.get("version") == encoder.version
+    def _matches(attrs: Mapping, encoder: Encoder) -> bool:
+        return attrs.get("encoder") == encoder.name and attrs.get("version") == encoder.version
 
     def read(self, encoder: Encoder, requests: Mapping[DialogueKey, str | None]) -> dict[DialogueKey, np.ndarray]:
         """The stored arrays for the requested dialogues whose input hash matches (``None``: any).
 
         Dialogues absent, stored under another input hash, or stored by another encoder
-        version are left out: the caller computes them.
+        version are left out: the caller computes them. A block that fails its checksum is
+        a DataError (see the module docstring).
         """
         found: dict[DialogueKey, np.ndarray] = {}
         with self._open() as f:
-            if f is None or _name(encoder.key) not in f:
+            attrs = None if f is None else self._group_attrs(f, encoder.key)
+            if attrs is None:
                 return found
-            group = f[_name(encoder.key)]
-            if not self._matches(group, encoder):
+            if not self._matches(attrs, encoder):
                 log.warning(
                     "%s: %s was written by %s %s; recomputing for %s %s",
-                    self.path, encoder.key, group.attrs.get("encoder"), group.attrs.get("version"),
-                    encoder.name, encoder.version,
+                    self.path, encoder.key, attrs.get("encoder"), attrs.get("version"), encoder.name, encoder.version,
                 )
                 return found
             for key, expected in requests.items():
-                ds = f.get(_path(encoder, key))
-                if isinstance(ds, h5py.Dataset) and (expected is None or ds.attrs.get("input_hash") == expected):
-                    found[key] = ds[()]
+                array = self._load(f, _path(encoder, key), expected)
+                if array is not None:
+                    found[key] = array
         return found
 
     def provenance(self, encoder_key: str) -> dict | None:
         """The attributes of an encoder group (``encoder``, ``version``, ``dim``, ``created``), or None."""
         with self._open() as f:
-            if f is None or _name(encoder_key) not in f:
-                return None
-            return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f[_name(encoder_key)].attrs.items()}
+            attrs = None if f is None else self._group_attrs(f, encoder_key)
+        return None if attrs is None else {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -176,7 +232,7 @@ class FeatureStore:
             for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
                 stale.unlink()  # left by a writer that was killed: we hold the lock, so nobody owns it
             with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as dst:
-                attrs = self._copy_kept(dst, encoder, set(arrays))
+                attrs = self._copy_kept(dst, encoder, {_path(encoder, k) for k in arrays})
                 if attrs.get("dim", dim) != dim:
                     raise DataError(
                         f"{self.path}: {encoder.key} holds {attrs['dim']}-d features from the same "
@@ -187,32 +243,39 @@ class FeatureStore:
                 group.attrs.update(encoder=encoder.name, version=encoder.version, dim=dim, created=created)
                 for key, (digest, array) in arrays.items():
                     ds = dst.create_dataset(_path(encoder, key), data=array)
-                    ds.attrs["input_hash"] = digest
+                    ds.attrs.update({"input_hash": digest, CHECKSUM: block_checksum(array)})
 
-    def _copy_kept(self, dst: h5py.File, encoder: Encoder, replaced: set[DialogueKey]) -> dict:
-        """Copy the old store into ``dst`` minus what this write replaces.
+    def _copy_kept(self, dst: h5py.File, encoder: Encoder, replaced: set[str]) -> dict:
+        """Copy the old store into ``dst`` minus the blocks this write replaces, each one verified.
 
         Returns the attributes of the encoder's old group when its rows were kept (same
-        encoder and version), else ``{}``: a new version drops all of the old rows.
+        encoder and version), else ``{}``: a new version drops all of the old rows. Copying
+        block by block through :meth:`_verified` keeps a damaged block from being carried
+        into the new file unnoticed.
         """
         with self._open() as src:
             if src is None:
                 return {}
-            for name in src:
-                if name != _name(encoder.key):
-                    src.copy(src[name], dst, name)
-            if _name(encoder.key) not in src or not self._matches(src[_name(encoder.key)], encoder):
-                return {}
-            old = src[_name(encoder.key)]
-            skip = {_path(encoder, k) for k in replaced}
-            kept: list[str] = []
-            old.visititems(lambda rel, obj: kept.append(rel) if isinstance(obj, h5py.Dataset) else None)
-            for rel in kept:
-                full = f"{_name(encoder.key)}/{rel}"
-                if full not in skip:
-                    parent, _, leaf = full.rpartition("/")
-                    src.copy(src[full], dst.require_group(parent), leaf)
-            return dict(old.attrs)
+            own = self._group_attrs(src, encoder.key)
+            kept_own = own is not None and self._matches(own, encoder)
+            with self._reading("its list of groups and blocks"):
+                names: list[str] = []
+                src.visit(names.append)
+            for name in names:
+                if name not in replaced and (kept_own or name.split("/")[0] != _name(encoder.key)):
+                    self._copy_object(src, dst, name)
+            return own if kept_own else {}
+
+    def _copy_object(self, src: h5py.File, dst: h5py.File, name: str) -> None:
+        """Copy object ``name`` to ``dst``: a block (verified) with its attributes, or a group's attributes."""
+        with self._reading(f"object {name}"):
+            obj = src[name]
+            array = obj[()] if isinstance(obj, h5py.Dataset) else None
+            attrs = dict(obj.attrs)
+        if array is None:
+            dst.require_group(name).attrs.update(attrs)
+        else:
+            dst.create_dataset(name, data=self._verified(name, array, attrs.get(CHECKSUM))).attrs.update(attrs)
 
 
 @dataclass
