@@ -26,7 +26,7 @@ export PYTHONWARNINGS="ignore:Editable installation"
 stamp=.venv/.neuro-erc-installed
 want=$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[lava,features,test]"
+    .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[lava,features,test,distributed]"
     echo "$want" > "$stamp"
 else
     .venv/bin/python -m pip install --quiet --no-deps -e .

@@ -64,11 +64,12 @@ def meld_lengths(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def meld_shaped(n_train: int, n_test: int, modalities, seed: int = 0):
-    """A ``DialogueDataset`` of ``n_train``/``n_test`` dialogues with MELD's lengths and feature sizes."""
+    """A ``DialogueDataset`` of ``n_train``/``n_test`` dialogues with MELD's lengths and feature sizes
+    (and one dev dialogue: training refuses a dataset without a dev split)."""
     from neuro_erc.data.synthetic import make_synthetic
     from neuro_erc.data.types import Dialogue, DialogueDataset
 
-    full = make_synthetic(seed, n_train, 0, n_test, {m: FEATURE_DIMS[m] for m in modalities},
+    full = make_synthetic(seed, n_train, 1, n_test, {m: FEATURE_DIMS[m] for m in modalities},
                           min_len=MAX_LEN, max_len=MAX_LEN)
     rng = np.random.default_rng(seed)
     splits = {split: [Dialogue(d.id, d.utterances[:k]) for d, k in zip(dialogues, meld_lengths(len(dialogues), rng))]

@@ -1,10 +1,11 @@
 """``neuro-erc bench``: accuracy against spikes, synaptic operations and energy, for each T.
 
-For every T: train a model into ``DIR/T<k>/`` (:func:`neuro_erc.train.train`; a T whose
-training finished is not redone, an interrupted one resumes from its ``last.pt``), then on the
-**dev** split with its ``best.pt``: weighted F1, inference time per dialogue (a forward pass
-without hooks), and operation counts of the spiking cores (a second pass, with hooks;
-:mod:`neuro_erc.energy`). Writes
+A bench is a one-seed grid of :mod:`neuro_erc.sweep` with one cell per T in ``DIR/T<k>/``: each
+is trained (a cell that finished is not redone, an interrupted one resumes from its
+``last.pt``), then measured on the **dev** split with its ``best.pt`` by :func:`measure`:
+inference time per dialogue (a forward pass without hooks) and operation counts of the spiking
+cores (a second pass, with hooks; :mod:`neuro_erc.energy`); weighted F1 is its dev report's.
+Writes
 
 * ``DIR/results.csv`` and ``DIR/results.json`` (a list of the same rows): one row per T with
   :data:`COLUMNS` (the ARCHITECTURE.md contract) then :data:`EXTRA_COLUMNS`;
@@ -20,27 +21,22 @@ fusion, classifier — are not counted in either the SNN or the ANN-twin figure)
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from .config import to_dict
 from .checkpoint import Checkpoint
+from .config import to_dict
 from .data.batching import iterate_batches
 from .data.types import DialogueDataset
 from .energy import SOURCES, cmos, count_model, energy, firing_rate, layer_table, per_utterance
 from .energy.constants import CMOS_45NM, LOIHI
-from .errors import ConfigError
-from .evaluate import classification_report, predict
-from .io import atomic_path, write_json
-from .run_config import TrainConfig, load_config_dataset, resolve_device
-from .train import add_train_arguments, config_from_args, train
+from .evaluate import predict
+from .run_config import TrainConfig, resolve_device
+from .sweep import grid, parse_ints, run_cells, summarise, write_table
+from .train import add_train_arguments, config_from_args
 
 COLUMNS = (
     "T", "weighted_f1", "spikes_per_utterance", "firing_rate", "sops_per_utterance", "energy_uj_45nm",
@@ -52,70 +48,37 @@ EXTRA_COLUMNS = (
     "energy_uj_45nm_encoder_per_step", "energy_ratio_ann_over_snn", "best_epoch", "epochs_run", "dev_utterances",
 )
 SPLIT = "dev"
-DONE = "bench_trained.json"  # written into DIR/T<k>/ once training for that T has finished
 
 
 def parse_Ts(text: str) -> list[int]:
-    try:
-        Ts = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ConfigError(f"--T must be comma-separated integers like 2,4,8; got {text!r}") from None
-    if not Ts or min(Ts) < 1 or len(set(Ts)) != len(Ts):
-        raise ConfigError(f"--T needs distinct positive time step counts; got {text!r}")
-    return sorted(Ts)
-
-
-def train_once(cfg: TrainConfig, run_dir: Path, show_progress: bool) -> None:
-    """Train ``cfg`` into ``run_dir`` unless a finished run with the same config is there."""
-    done = run_dir / DONE
-    wanted = json.loads(json.dumps(to_dict(cfg)))  # as stored: tuples become lists
-    if done.exists():
-        previous = json.loads(done.read_text())["config"]
-        if previous != wanted:
-            changed = sorted(k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k))
-            raise ConfigError(f"{run_dir} holds a finished run with a different config (differs in {changed}); "
-                             "use another --out or delete that folder")
-        return
-    train(cfg, run_dir, resume=True, show_progress=show_progress)
-    write_json(done, {"config": wanted})
-
-
-def train_seconds(run_dir: Path) -> float:
-    """Wall time of every epoch (training and dev evaluation), resumed parts included."""
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return round(sum(json.loads(line)["seconds"] for line in lines), 2)
+    return parse_ints(text, "--T")
 
 
 @torch.no_grad()
-def measure(run_dir: Path, T: int, dataset: DialogueDataset, precision: str) -> tuple[dict, dict]:
-    """(results row, energy details) of ``run_dir/best.pt`` on the dev split."""
+def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[dict, dict]:
+    """(bench columns that training does not record, energy details) of ``run_dir/best.pt`` on dev."""
     ckpt = Checkpoint.load(run_dir / "best.pt")
     ckpt.require_labels(dataset)
     cfg = ckpt.config
+    T = cfg.model.core.T
     device = resolve_device(cfg.device)
     model = ckpt.model(device)
     modalities, dialogues = cfg.model.modalities, dataset.split(SPLIT)
     predict(model, dialogues[: cfg.batch_size], modalities, cfg.batch_size, device)  # warm-up
     t0 = time.perf_counter()
-    gold, pred = predict(model, dialogues, modalities, cfg.batch_size, device)
+    predict(model, dialogues, modalities, cfg.batch_size, device)
     infer_ms = 1000 * (time.perf_counter() - t0) / len(dialogues)
-    report = classification_report(gold, pred, dataset.labels.labels, dataset.name, SPLIT)
     counts = count_model(model, (b.to(device) for b in iterate_batches(dialogues, modalities, cfg.batch_size)))
     per_utt = per_utterance(counts)
     e = energy(per_utt, T, precision)
-    epochs_run = len((run_dir / "metrics.jsonl").read_text().splitlines())
-    row = {
-        "T": T,
-        "weighted_f1": report["weighted_f1"],
+    columns = {
         "spikes_per_utterance": per_utt["spikes"],
         "firing_rate": firing_rate(counts),
         "sops_per_utterance": per_utt["sops"],
         "energy_uj_45nm": e["energy_uj_45nm"],
         "energy_uj_loihi": e["energy_uj_loihi"],
         "ann_energy_uj_45nm": e["ann_energy_uj_45nm"],
-        "train_seconds": train_seconds(run_dir),
         "infer_ms_per_dialogue": infer_ms,
-        "accuracy": report["accuracy"],
         "sops_convention_per_utterance": per_utt["sops_convention"],
         "macs_per_utterance": per_utt["macs"],
         "ann_macs_per_utterance": per_utt["ann_macs"],
@@ -124,9 +87,6 @@ def measure(run_dir: Path, T: int, dataset: DialogueDataset, precision: str) -> 
         "energy_uj_45nm_with_neurons": e["energy_uj_45nm_with_neurons"],
         "energy_uj_45nm_encoder_per_step": e["energy_uj_45nm_encoder_per_step"],
         "energy_ratio_ann_over_snn": e["ann_energy_uj_45nm"] / e["energy_uj_45nm"] if e["energy_uj_45nm"] else None,
-        "best_epoch": ckpt.best_epoch,
-        "epochs_run": epochs_run,
-        "dev_utterances": report["n_utterances"],
     }
     details = {
         "T": T,
@@ -138,23 +98,7 @@ def measure(run_dir: Path, T: int, dataset: DialogueDataset, precision: str) -> 
         "constants": {"cmos_45nm": {k: vars(v) for k, v in CMOS_45NM.items()}, "loihi": vars(LOIHI)},
         "sources": SOURCES,
     }
-    return row, details
-
-
-def write_results(out: Path, rows: list[dict]) -> None:
-    """``results.csv`` (contract columns first) and ``results.json`` (the same rows)."""
-    columns = list(COLUMNS) + list(EXTRA_COLUMNS)
-    with atomic_path(out / "results.csv") as tmp:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _fmt(row[k]) for k in columns})
-    write_json(out / "results.json", rows)
-
-
-def _fmt(value):
-    return f"{value:.6g}" if isinstance(value, float) else value
+    return columns, details
 
 
 def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str = "fp32", show_progress: bool = True) -> list[dict]:
@@ -163,19 +107,10 @@ def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str =
 
     cmos(precision)  # fail now on an unknown precision, not after training
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    dataset = load_config_dataset(cfg)
-    rows, layers = [], {}
-    bar = tqdm(Ts, desc="bench", unit="T", file=sys.stderr, disable=not show_progress)
-    for T in bar:
-        bar.set_postfix_str(f"T={T}")
-        run_dir = out / f"T{T}"
-        train_once(replace(cfg, model=replace(cfg.model, core=replace(cfg.model.core, T=T))), run_dir, show_progress)
-        row, details = measure(run_dir, T, dataset, precision)
-        write_json(run_dir / "energy.json", details)
-        rows.append(row)
-        layers[T] = details["layers"]
-        write_results(out, rows)  # after every T: an interrupted bench keeps what it measured
+    cells = grid(to_dict(cfg), ["spikemo"], Ts, layout="T{T}")
+    rows = summarise(run_cells(cells, out, precision, show_progress=show_progress), by=("T",))
+    write_table(out, rows, list(COLUMNS) + list(EXTRA_COLUMNS))
+    layers = {c.labels["T"]: json.loads((out / c.path / "energy.json").read_text())["layers"] for c in cells}
     plot_bench(rows, layers, out)
     return rows
 

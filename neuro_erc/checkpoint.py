@@ -113,9 +113,9 @@ class Checkpoint:
 
     def model(self, device: str | torch.device = "cpu"):
         """The model in eval mode, with these weights."""
-        from .model.spikemo import SpikEmo
+        from .model import build_model
 
-        model = SpikEmo(self.config.model)
+        model = build_model(self.config)
         try:
             model.load_state_dict(self.weights)
         except RuntimeError as err:  # missing/unexpected keys, wrong shapes

@@ -23,8 +23,10 @@ COMMAND_MODULES = [
     "neuro_erc.features.cli",
     "neuro_erc.train",
     "neuro_erc.evaluate",
+    "neuro_erc.stream",
     "neuro_erc.export.cli",
     "neuro_erc.bench",
+    "neuro_erc.sweep",
     "neuro_erc.viz",
     "neuro_erc.demo",
 ]

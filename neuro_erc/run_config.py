@@ -14,12 +14,18 @@ from .data.registry import DATASETS, VARIANTS, load_dataset
 from .data.types import DialogueDataset
 from .errors import ConfigError
 from .losses import LossConfig
+from .model import ARCHS
 from .model.spikemo import ModelConfig
+from .model.stream import check_stream_core
+
+
+SELECTIONS = ("best_dev", "last")
 
 
 @dataclass
 class TrainConfig:
     dataset: str = "synthetic"
+    arch: str = "spikemo"  # "spikemo" (the paper's hybrid) or "stream" (causal, fully spiking: neuro_erc.model.stream)
     data: str | None = None
     text_model: str = "minilm"  # meld/iemocap text features: 'minilm' or a local (fine-tuned) model directory
     variant: str | None = None  # multiemo/dialoguernn pickles: 'meld' or 'iemocap' when the path does not say
@@ -31,6 +37,8 @@ class TrainConfig:
     lr_decay: float = 0.95  # multiply the LR by this ...
     lr_decay_every: int = 10  # ... every this many epochs
     patience: int = 10  # stop after this many epochs without a better dev W-F1
+    selection: str = "best_dev"  # best.pt = the best dev epoch, or "last": the final epoch (epochs chosen beforehand, e.g. by --cv)
+    ema: float = 0.0  # > 0: evaluate and save an exponential moving average of the weights with this decay per step
     grad_clip: float = 5.0
     seed: int = 0
     device: str = "auto"
@@ -40,12 +48,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
+        check_choice("arch", self.arch, ARCHS)
+        if self.arch == "stream":
+            check_stream_core(self.model.core)
         if self.variant is not None:
             check_choice("variant", self.variant, VARIANTS)
         require(self.text_model != "", "text_model", "'minilm' or a model directory", self.text_model)
         for key in ("epochs", "batch_size", "lr_decay_every"):
             check_range(key, getattr(self, key), ge=1)
         check_range("patience", self.patience, ge=0)
+        check_choice("selection", self.selection, SELECTIONS)
+        check_range("ema", self.ema, ge=0, lt=1)
         check_range("threads", self.threads, ge=0, lt=2**31)  # torch takes a C int
         check_range("seed", self.seed, ge=0, lt=2**32)  # numpy's seed range
         for key in ("lr", "grad_clip"):

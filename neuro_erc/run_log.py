@@ -15,8 +15,10 @@ class RunLog:
     def __init__(self, out_dir: Path, start_epoch: int, tensorboard: bool = True):
         self.path = out_dir / "metrics.jsonl"
         if start_epoch > 0 and self.path.exists():
-            keep = [line for line in self.path.read_text().splitlines() if json.loads(line)["epoch"] < start_epoch]
-            self.path.write_text("".join(line + "\n" for line in keep))
+            lines = self.path.read_text().splitlines()
+            keep = [line for line in lines if json.loads(line)["epoch"] < start_epoch]
+            if keep != lines:  # epochs after the checkpoint ran before a kill: they are run again
+                self.path.write_text("".join(line + "\n" for line in keep))
         else:
             self.path.unlink(missing_ok=True)
         self.writer = None

@@ -31,6 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from .cli_types import non_negative_int, positive_int
 from .data.batching import collate
 from .data.types import IGNORE_LABEL, DataError, Dialogue
+from .errors import ConfigError
 from .snn.lif import LIF
 
 
@@ -248,6 +249,9 @@ def run_raster(args: argparse.Namespace) -> int:
     from .checkpoint import Checkpoint
 
     ckpt = Checkpoint.load(args.checkpoint)
+    if ckpt.config.arch != "spikemo":
+        raise ConfigError(f"{args.checkpoint}: plot raster draws SpikEmo's spiking cores and DSWA weights; "
+                          f"this is a {ckpt.config.arch!r} checkpoint (no DSWA), which it does not draw yet")
     model = ckpt.model()
     dataset = ckpt.dataset(args.dataset, args.data)
     dialogue = find_utterance(dataset.split(args.split), args.dialogue, args.utterance, args.split)

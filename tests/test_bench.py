@@ -8,6 +8,7 @@ import pytest
 import neuro_erc.bench as bench
 import neuro_erc.data.registry as registry
 import neuro_erc.run_config as train_module
+import neuro_erc.sweep as sweep
 from neuro_erc.cli import main
 from neuro_erc.data.synthetic import make_synthetic
 
@@ -69,19 +70,19 @@ def test_bench_writes_contract_columns_plots_and_resumes_per_T(tiny_synthetic, b
     def no_training(*args, **kwargs):
         raise AssertionError("a finished T was trained again")
 
-    monkeypatch.setattr(bench, "train", no_training)
+    monkeypatch.setattr(sweep, "train", no_training)
     assert main(bench_args) == 0
     again = read_rows(out / "results.csv")
     for key in ("weighted_f1", "sops_per_utterance", "energy_uj_45nm", "train_seconds"):
         assert [r[key] for r in again] == [r[key] for r in rows]
 
     # an unfinished T (the bench died while training it) resumes; the finished one is left alone
-    (out / "T4" / bench.DONE).unlink()
+    (out / "T4" / sweep.DONE).unlink()
     calls = []
-    monkeypatch.setattr(bench, "train", lambda cfg, run_dir, **kw: calls.append((run_dir.name, kw)))
+    monkeypatch.setattr(sweep, "train", lambda cfg, run_dir, **kw: calls.append((run_dir.name, kw["resume"])))
     assert main(bench_args) == 0
-    assert calls == [("T4", {"resume": True, "show_progress": False})]
-    assert (out / "T4" / bench.DONE).exists()
+    assert calls == [("T4", True)]
+    assert (out / "T4" / sweep.DONE).exists()
 
 
 def test_bench_refuses_a_finished_T_trained_with_another_config(tiny_synthetic, bench_args, tmp_path, capsys):

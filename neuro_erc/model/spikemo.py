@@ -26,6 +26,7 @@ from ..snn.core import CoreConfig
 from ..snn.dswa import DSWA
 from .context import CONTEXT_KINDS, build_context_encoder
 from .fusion import Classifier, MultiAttnFusion
+from .stream import StreamConfig
 
 
 @dataclass
@@ -43,6 +44,7 @@ class ModelConfig:
     fusion_heads: int = 4
     classifier_hidden: int = 256
     core: CoreConfig = field(default_factory=CoreConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)  # arch "stream" only (neuro_erc.model.stream)
 
     def __post_init__(self) -> None:
         distinct = len(set(self.modalities)) == len(self.modalities)

@@ -20,6 +20,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+from norse.torch.functional.lif import LIFParameters
 from norse.torch.functional.lif_box import LIFBoxParameters
 
 from ..config import check_choice, check_range, require
@@ -73,6 +74,15 @@ class NeuronParams:
             v_reset=torch.as_tensor(self.v_reset),
             method=self.surrogate,
             alpha=torch.as_tensor(self.alpha),
+        )
+
+    def norse_current_based(self, tau_syn_inv: torch.Tensor) -> LIFParameters:
+        """Norse's current-based LIF (``lif_feed_forward_step``, NIR's ``CubaLIF``) with this
+        membrane and synaptic decay rates ``tau_syn_inv`` (1/s; a scalar or one per neuron)."""
+        box = self.norse()
+        return LIFParameters(
+            tau_syn_inv=tau_syn_inv, tau_mem_inv=box.tau_mem_inv, v_leak=box.v_leak, v_th=box.v_th,
+            v_reset=box.v_reset, method=box.method, alpha=box.alpha,
         )
 
     def to_dict(self) -> dict:
