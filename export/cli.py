@@ -92,7 +92,7 @@ def run_lava(args: argparse.Namespace) -> int:
                            args.precision, args.batch_size, _budget(args, "lava"), exported)
     report.update(artefact=kind, artefact_path=str(path))
     write_json(args.out, report)
-    print(json.dumps({k: v for k, v in report.items() if k != "spike_agreement_by_node"}, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if not k.endswith("_by_node")}, indent=1))
     return 0
 
 

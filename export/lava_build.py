@@ -178,15 +178,28 @@ class LavaPlan:
     def node_populations(self) -> list[Population]:
         return [p for p in self.populations.values() if p.kind == "node"]
 
-    def dialogue_bias(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Each group's neuron bias (NIR units) for a dialogue with analog input ``x`` (the Input's shape)."""
-        x = np.asarray(x, dtype=np.float64)
-        if x.shape != self.input_shape:
-            raise ValueError(f"input must have shape {self.input_shape}, got {x.shape}")
+    def dialogue_bias(self, x: np.ndarray | None = None, currents: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Each group's neuron bias (NIR units) for one dialogue.
+
+        The input-driven populations get ``currents[population]`` (the host's float32 current,
+        bias included: what Norse computed) when given, else their current from the analog input
+        ``x`` (the Input's shape): ``bias + matrix @ x`` in float64 — the graph's semantics, but not
+        an exact sum (:mod:`.exact_sums`), so it may differ from Norse's in the last bit.
+        """
         bias = {name: g.bias.copy() for name, g in self.groups.items()}
+        if currents is not None:
+            missing = sorted({d.population for d in self.drives} - set(currents))
+            if missing:
+                raise ValueError(f"no input current for the input-driven populations {missing}")
+        elif x is None or np.shape(x) != self.input_shape:
+            raise ValueError(f"give currents or an input of shape {self.input_shape}, got {np.shape(x) if x is not None else None}")
         for drive in self.drives:
             pop = self.populations[drive.population]
-            bias[pop.group][pop.offset: pop.offset + pop.size] += drive.matrix @ x.ravel()
+            rows = slice(pop.offset, pop.offset + pop.size)
+            if currents is not None:
+                bias[pop.group][rows] = np.asarray(currents[pop.name], dtype=np.float32).reshape(pop.size)
+            else:
+                bias[pop.group][rows] += drive.matrix @ np.asarray(x, dtype=np.float64).ravel()
         return bias
 
 

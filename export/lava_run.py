@@ -5,7 +5,11 @@ group (spikes stream to the host one array per step): a dozen OS processes whate
 size. Neuron models:
 
 * ``precision="float"``, ``neuron="box"`` (default): :class:`~.lava_procs.process.BoxLIF`, Norse's
-  step in float32 — spike-exact against Norse;
+  step in float32, fed by Lava's float ``Sparse`` (``PySparseModelFloat``: ``weights.dot(s_in)``
+  in float64). For the exported weights every float64 sum of spikes is exact, and BoxLIF rounds
+  ``a_in + bias`` to float32 once (:mod:`.exact_sums`), so each current is the one Norse's
+  :func:`~.norse_ref.exported_core` computes — spike-exact against it given the host's input
+  current (``run(currents=...)``);
 * ``precision="float"``, ``neuron="lif"``: Lava's standard ``LIF`` floating-point model;
 * ``precision="fixed"``: Lava's standard ``LIF``/``Sparse`` bit-accurate Loihi models.
 
@@ -14,7 +18,7 @@ reset schedule). The network is compiled once per plan (one dialogue length) and
 period of ``T + latency`` steps per dialogue; a node at hop h computes Norse step t at step
 t + h of the period, and :meth:`LavaCore.run` undoes the shift so spikes line up with Norse's.
 Units restart from rest at the start of their window by themselves, so between dialogues only
-the input group's bias (the analog input's current) is written — Lava moves Var data one
+the input group's bias (the analog input's current, best the host's: :meth:`LavaCore.run`) is written — Lava moves Var data one
 element per message (~25 µs each), so that group is kept small (D·L neurons).
 
 Lava needs Python 3.10 (lava-nc 0.10 / lava-dl 0.6); :func:`require_lava` says so clearly.
@@ -116,14 +120,18 @@ class LavaCore:
         from .lava_procs import models
         from .lava_procs.process import BoxLIF, WindowedLIF
 
+        from lava.proc.sparse.models import PySparseModelBitAcc, PySparseModelFloat
+        from lava.proc.sparse.process import Sparse
+
         lif_model = models.PyWindowedLifModelBitAcc if self.fixed else models.PyWindowedLifModelFloat
         return Loihi2SimCfg(select_tag="fixed_pt" if self.fixed else "floating_pt", exception_proc_model_map={
             Extractor: PyLoihiExtractorModel,  # Lava's Extractor models carry no tag
+            Sparse: PySparseModelBitAcc if self.fixed else PySparseModelFloat,  # float64 sums: exact (see above)
             BoxLIF: models.PyBoxLIFModel, WindowedLIF: lif_model})
 
-    def _bias(self, x: np.ndarray, groups) -> dict[str, dict[str, np.ndarray]]:
-        """Group -> {Var: value}: the neurons' bias for a dialogue with input ``x``."""
-        bias = self.plan.dialogue_bias(x)
+    def _bias(self, x, currents, groups) -> dict[str, dict[str, np.ndarray]]:
+        """Group -> {Var: value}: the neurons' bias for a dialogue (``LavaPlan.dialogue_bias``)."""
+        bias = self.plan.dialogue_bias(x, currents)
         if self.lif:
             bias = self.lif.bias(bias)
         values = {}
@@ -135,11 +143,17 @@ class LavaCore:
                 values[name] = {"bias" if self.neuron == "box" else "bias_mant": bias[name]}
         return values
 
-    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Spikes ``{node: bool [T, *shape]}`` of every spiking NIR node for analog input ``x``."""
+    def run(self, x: np.ndarray | None = None, currents: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Spikes ``{node: bool [T, *shape]}`` of every spiking NIR node for one dialogue.
+
+        ``currents`` (``{input-driven node: float32 [C, L]}``, :func:`~.norse_ref.dialogue_currents`)
+        are the host's input currents, which make the run spike-exact against Norse; without them
+        the current is computed here from the analog input ``x`` (in float64: not always Norse's
+        float32 number, see ``LavaPlan.dialogue_bias``).
+        """
         from lava.magma.core.run_conditions import RunSteps
 
-        for name, values in self._bias(x, self.plan.input_groups if self._started else self.plan.groups).items():
+        for name, values in self._bias(x, currents, self.plan.input_groups if self._started else self.plan.groups).items():
             for var, value in values.items():
                 if self._started:
                     getattr(self.neurons[name], var).set(np.asarray(value, dtype=float))

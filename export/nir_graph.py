@@ -4,7 +4,7 @@ The graph is read off the core's own dataflow listing (``SpikingCore.describe()`
 mapping per kind of step, so a new block exports as soon as it describes itself:
 
 =======================  =====================================================================
-``linear``               ``Conv1d`` kernel 1 with the eval-mode (batch-norm-folded) W, b
+``linear``               ``Conv1d`` kernel 1 with the exported W, b (:func:`exported_affines`)
 ``lif``                  ``LIF`` with the layer's ``NeuronParams`` (:func:`~.nir_nodes.lif_node`)
 ``and``                  ``Threshold`` 1.5 on the sum of the two spike inputs; an operand with one
                          "utterance" (the SDSA context) first goes through a broadcast ``Conv1d``
@@ -13,6 +13,10 @@ mapping per kind of step, so a new block exports as soon as it describes itself:
                          from each term (edges into a NIR node sum)
 ``ssa-matmul``           refused: Q·Kᵀ·V needs O(L²·D²/H) AND units (see ``size_model``)
 =======================  =====================================================================
+
+The exported weights are the eval-mode ones with batch norm folded in, and, in the layers fed
+by spikes, the few entries flushed to 0 whose last bit lies below the float64 resolution of
+their neuron's sum (:mod:`.exact_sums`: what makes every backend's synaptic sum exact).
 
 Node names are the core's layer names (``blocks.0.attn.q.lif``), so spikes can be compared
 layer by layer. A graph is built for the dialogue's real length: no padding, so no mask.
@@ -44,6 +48,7 @@ from neuro_erc.errors import ExportError
 from neuro_erc.io import atomic_path
 from neuro_erc.snn.core import SpikingCore
 
+from .exact_sums import flush_subresolution
 from .nir_nodes import and_node, lif_node, pointwise_conv, utterance_broadcast, utterance_sum
 from .nir_sim import single_input
 from .size_model import DEFAULT_BUDGET_BYTES, CoreShape, check_fits
@@ -73,10 +78,42 @@ def core_shape(core: SpikingCore) -> CoreShape:
                      T=c.T, in_dim=core.in_dim)
 
 
+def spike_trains_summed(core: SpikingCore) -> dict[str, int]:
+    """Layer → how many binary spike trains its output sums (the largest value it takes): 1 for a
+    spiking layer, the number of terms for a residual stream, 0 for the analog input. (A
+    ``sum-over-utterances`` counts up to L, but only a LIF reads it, through weights 1.)"""
+    trains = {INPUT: 0}
+    for info in core.describe():
+        trains[info.name] = sum(trains[i] for i in info.inputs) if info.kind == "residual" else 1
+    return trains
+
+
+def exported_affines(core: SpikingCore) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
+    """(Linear name → the float32 (W, b) the export runs, the number of entries flushed).
+
+    W, b are the eval-mode ones with batch norm folded in (``SpikingCore.folded_affines``); in a
+    layer fed by spikes or spike counts, :func:`~.exact_sums.flush_subresolution` sets to 0 the
+    entries that would make a float64 sum of its row inexact. The analog encoder is kept as is
+    (its current is computed once, on the host). The NIR graph and the Norse reference
+    (:func:`~.norse_ref.exported_core`) both take their weights from here.
+    """
+    trains, folded = spike_trains_summed(core), core.folded_affines()
+    affines, flushed = {}, 0
+    for info in core.layers():
+        if info.kind != "linear":
+            continue
+        weight, bias = (t.detach().cpu().numpy().astype(np.float32) for t in folded[info.name])
+        if info.input_type != "analog":
+            weight, bias, n = flush_subresolution(weight, bias, trains[info.inputs[0]])
+            flushed += n
+        affines[info.name] = (weight, bias)
+    return affines, flushed
+
+
 class _Builder:
     def __init__(self, core: SpikingCore, length: int):
         self.core, self.L = core, length
-        self.affines = core.folded_affines()
+        self.affines, self.flushed = exported_affines(core)
         self.nodes: dict[str, nir.NIRNode] = {}
         self.edges: list[tuple[str, str]] = []
         self.terms: dict[str, list[str]] = {INPUT: [INPUT]}  # layer -> NIR nodes whose sum it is
@@ -95,7 +132,7 @@ class _Builder:
         source = info.inputs[0]
         channels, length = self.shapes[source]
         if info.kind == "linear":
-            weight, bias = (t.detach().cpu().numpy() for t in self.affines[info.name])
+            weight, bias = self.affines[info.name]
             self.add(info.name, pointwise_conv(weight, bias, length), [source], (weight.shape[0], length))
         elif info.kind == "lif":
             self.add(info.name, lif_node(info.neuron, (channels, length)), [source], (channels, length))
@@ -136,7 +173,7 @@ class _Builder:
             raise ExportError(f"all LIF layers must share one dt to export; found {sorted(dts)}")
         metadata = {"dt": float(dts.pop()), "T": int(core.cfg.T), "dialogue_length": int(self.L),
                     "layout": "(channels, utterances)", "attention": core.cfg.attention, "source": "neuro-erc",
-                    "fingerprint": core_fingerprint(core)}
+                    "fingerprint": core_fingerprint(core), "flushed_weights": int(self.flushed)}
         return nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=metadata)
 
 

@@ -5,15 +5,20 @@ topological order, from the sum of its incoming edges *at the same step* — Nor
 whole network within a step, and so does this simulator. State lives only in LIF nodes:
 
 .. math::
+    I &= \mathrm{fl32}\big(\textstyle\sum_{\text{in-edges}} (W x + b)\big)
+        \quad\text{(summed in float64, rounded once)} \\
     a &= \mathrm{fl32}(\mathrm{fl32}(dt)\cdot\mathrm{fl32}(1/\tau)) \\
     v &\leftarrow v + a\,((r I + v_{leak}) - v) \\
     z &= \Theta(v - v_{th}), \qquad v \leftarrow v_{reset}\ \text{where}\ z = 1,
     \qquad v_0 = v_{leak}
 
 the very float32 operations of Norse's ``lif_box_feed_forward_step`` (torch casts the Python
-``dt`` to float32 before multiplying), so spikes agree bit for bit whenever the synaptic
-currents do. Currents are float32 matrix products; torch and numpy may sum them in different
-orders, which can move a current by an ulp (exact when weights and inputs are dyadic).
+``dt`` to float32 before multiplying). Linear nodes (Affine, Linear, Conv1d) compute in float64
+and a spiking node rounds the sum of its in-edges to float32 once: for spike inputs and the
+exported weights that sum is exact (:mod:`.exact_sums`), so the current is the one Norse's
+:class:`~.norse_ref.ExactLinear` and Lava compute. Sums over the analog input are not exact in
+float64: pass the host's current of the input-driven nodes as ``currents`` to match Norse bit
+for bit.
 
 Node kinds: Input, Output, Affine, Linear, Conv1d (groups=1), LIF, Threshold; a graph with
 anything else (or a cycle) is refused with an ``ExportError``.
@@ -27,7 +32,7 @@ import numpy as np
 
 from neuro_erc.errors import ExportError
 
-F32 = np.float32
+F32, F64 = np.float32, np.float64
 
 
 def topological_order(graph: nir.NIRGraph) -> list[str]:
@@ -69,24 +74,21 @@ def single_input(graph: nir.NIRGraph) -> dict[str, nir.Input]:
 
 
 def conv1d(node: nir.Conv1d, x: np.ndarray) -> np.ndarray:
-    """``y[o, j] = b[o] + Σ_k W[o, :, k] · x_pad[:, j·stride + k·dilation]`` in float32."""
+    """``y[o, j] = b[o] + Σ_{c,k} W[o, c, k] · x_pad[c, j·stride + k·dilation]``, one float64 matrix product."""
     if node.groups != 1:
         raise ExportError("Conv1d with groups != 1 (nir 1.0.8 mis-sizes it; write a diagonal weight instead)")
-    weight, stride, dilation = node.weight.astype(F32), int(node.stride), int(node.dilation)
-    kernel = weight.shape[2]
+    weight, stride, dilation = node.weight.astype(F64), int(node.stride), int(node.dilation)
+    c_out, c_in, kernel = weight.shape
     span = dilation * (kernel - 1)
     if isinstance(node.padding, str):
         pad = 0 if node.padding == "valid" else span // 2
     else:
         pad = int(node.padding)
-    if kernel == 1 and pad == 0 and stride == 1:
-        return weight[:, :, 0] @ x + node.bias.astype(F32)[:, None]
-    xp = np.pad(x, ((0, 0), (pad, pad)))
+    xp = np.pad(x.astype(F64), ((0, 0), (pad, pad)))
     n_out = (xp.shape[1] - span - 1) // stride + 1
-    out = np.zeros((weight.shape[0], n_out), dtype=F32)
-    for k in range(kernel):
-        out += weight[:, :, k] @ xp[:, k * dilation: k * dilation + stride * (n_out - 1) + 1: stride]
-    return out + node.bias.astype(F32)[:, None]
+    taps = np.arange(kernel)[:, None] * dilation + np.arange(n_out)[None, :] * stride  # [k, j] -> position
+    columns = xp[:, taps].reshape(c_in * kernel, n_out)  # rows (c, k), C order like weight[o, c, k]
+    return weight.reshape(c_out, c_in * kernel) @ columns + node.bias.astype(F64)[:, None]
 
 
 class _LIFState:
@@ -103,36 +105,47 @@ class _LIFState:
         return z
 
 
-def _apply(node: nir.NIRNode, x: np.ndarray) -> np.ndarray:
+def _linear(node: nir.NIRNode, x: np.ndarray) -> np.ndarray:
+    """A linear node's output in float64 (not rounded: the spiking node it feeds rounds its sum once)."""
     if isinstance(node, nir.Conv1d):
         return conv1d(node, x)
     if isinstance(node, nir.Affine):
-        return node.weight.astype(F32) @ x + node.bias.astype(F32)
+        return node.weight.astype(F64) @ x + node.bias.astype(F64)
     if isinstance(node, nir.Linear):
-        return node.weight.astype(F32) @ x
-    if isinstance(node, nir.Threshold):
-        return (x > node.threshold.astype(F32)).astype(F32)
-    if isinstance(node, nir.Output):
-        return x
+        return node.weight.astype(F64) @ x
     raise ExportError(f"the reference simulator has no rule for {type(node).__name__} nodes")
 
 
+def _over_time(value: np.ndarray, shape: tuple[int, ...], T: int, what: str) -> np.ndarray:
+    """``value`` of ``shape`` (constant over T) or ``[T, *shape]``, as float32 ``[T, *shape]``."""
+    value = np.asarray(value, dtype=F32)
+    if value.shape == shape:
+        return np.broadcast_to(value, (T, *shape))
+    if value.shape != (T, *shape):
+        raise ValueError(f"{what} must have shape {shape} or {(T, *shape)}, got {value.shape}")
+    return value
+
+
 def simulate_nir(graph: nir.NIRGraph, x: np.ndarray, T: int | None = None, dt: float | None = None,
-                 record: list[str] | None = None) -> dict[str, np.ndarray]:
+                 record: list[str] | None = None, currents: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Run ``graph`` for ``T`` steps from rest; return ``{node: outputs [T, *shape]}``.
 
     ``x`` has the Input node's shape (held constant over T, as the core's analog input is) or
     ``[T, *shape]``. ``T`` and ``dt`` default to the graph's metadata. ``record`` names the
-    nodes to keep (default: every LIF, Threshold and Output node).
+    nodes to keep (default: every LIF, Threshold and Output node). ``currents`` gives spiking
+    nodes their float32 input current (the node's shape, or ``[T, *shape]``) in place of the sum
+    of their in-edges: the host's current of the input-driven layers
+    (:func:`~.norse_ref.dialogue_currents`).
     """
     T, dt = int(metadata_value(graph, "T", T)), float(metadata_value(graph, "dt", dt))
     (input_name, input_node), = single_input(graph).items()
-    in_shape = tuple(int(s) for s in input_node.input_type["input"])
-    x = np.asarray(x, dtype=F32)
-    if x.shape == in_shape:
-        x = np.broadcast_to(x, (T, *in_shape))
-    elif x.shape != (T, *in_shape):
-        raise ValueError(f"input must have shape {in_shape} or {(T, *in_shape)}, got {x.shape}")
+    x = _over_time(x, tuple(int(s) for s in input_node.input_type["input"]), T, "input")
+    spiking = {n for n, node in graph.nodes.items() if isinstance(node, (nir.LIF, nir.Threshold))}
+    currents = currents or {}
+    if set(currents) - spiking:
+        raise ValueError(f"currents given for {sorted(set(currents) - spiking)}: not spiking nodes of the graph")
+    given = {n: _over_time(c, tuple(int(s) for s in graph.nodes[n].output_type["output"]), T, f"the current of {n}")
+             for n, c in currents.items()}
     if record is None:
         record = [n for n, node in graph.nodes.items() if isinstance(node, (nir.LIF, nir.Threshold, nir.Output))]
     order = topological_order(graph)
@@ -144,14 +157,24 @@ def simulate_nir(graph: nir.NIRGraph, x: np.ndarray, T: int | None = None, dt: f
     for t in range(T):
         out: dict[str, np.ndarray] = {}
         for name in order:
+            node = graph.nodes[name]
             if name == input_name:
                 out[name] = x[t]
                 continue
-            total = out[sources[name][0]]
-            for src in sources[name][1:]:
-                total = total + out[src]
-            node = graph.nodes[name]
-            out[name] = lif[name].step(total) if name in lif else _apply(node, total)
+            if name in given:
+                total = given[name][t]
+            else:
+                total = out[sources[name][0]]
+                for src in sources[name][1:]:
+                    total = total + out[src]
+            if name in lif:
+                out[name] = lif[name].step(total.astype(F32))
+            elif isinstance(node, nir.Threshold):
+                out[name] = (total.astype(F32) > node.threshold.astype(F32)).astype(F32)
+            elif isinstance(node, nir.Output):
+                out[name] = total
+            else:
+                out[name] = _linear(node, total)
         for name in record:
             traces[name].append(out[name])
     return {name: np.stack(steps) for name, steps in traces.items()}

@@ -4,18 +4,23 @@ For every dialogue and modality the core's input (``model.core_inputs``) is sent
 Lava network of the core's NIR graph for that dialogue's length; the Lava core output (the
 sum of the residual stream's spike trains) replaces the Norse one in ``model.forward``.
 
-The Norse side runs the *exported* network: each core with batch norm folded into its
-Linears (``SpikingCore.folded()``). Folding is exact in real arithmetic but rounds differently
-in float32, so a neuron whose voltage lands within an ulp of its threshold can fire one step
-apart in the folded and unfolded cores, and the difference spreads downstream; the run also
-reports the trained (unfolded) model's agreement and F1, so that effect is visible apart from
-the export's.
+The Norse side runs the *exported* network (:func:`~.norse_ref.exported_core`): batch norm
+folded into the Linears, each synaptic current the exact sum rounded once to float32 — what
+Lava computes (:mod:`.exact_sums`). The analog input's current is computed once, by that Norse
+run, and handed to Lava, so float Lava is spike-exact against it. The trained model itself
+(batch norm unfolded, float32 sums in BLAS's order) rounds differently, so a neuron whose
+voltage lands within an ulp of its threshold can fire one step apart, and the difference
+spreads downstream; the run also reports agreement and F1 against that model, so the effect
+is visible apart from the export's.
 
 Reported (the PARITY.json contract): ``spike_agreement`` over every exported neuron and step,
-``prediction_agreement`` over labelled utterances, weighted F1 of both runs, the number of
-dialogues, the precision, and the seconds spent in Lava (building, compiling and running) and
-in the Norse cores; plus ``spike_agreement_trained``, ``prediction_agreement_trained`` and
-``weighted_f1_trained`` against the unfolded model, and per-node agreement.
+with ``spike_jaccard``, ``firing_rate_norse``, ``firing_rate_lava``, ``mismatches_per_spike`` and
+``spike_mismatches`` (:mod:`.spike_measures`; agreement alone rewards silence), each also per
+node (``<key>_by_node``); ``prediction_agreement`` over labelled utterances, weighted F1 of both
+runs, the number of dialogues, the precision, and the seconds spent in Lava (building,
+compiling and running) and in the Norse cores; plus ``spike_agreement_trained``,
+``spike_jaccard_trained``, ``prediction_agreement_trained`` and ``weighted_f1_trained`` against
+the trained model.
 
 Lava runs either the cores' graphs rebuilt from the model, or an exported artefact
 (:class:`~.artefacts.ExportedCores`), after checking that it was exported from this model's cores
@@ -38,8 +43,9 @@ from .artefacts import ExportedCores
 from .lava_build import build_plan
 from .lava_run import LavaCore, require_lava
 from .nir_graph import core_shape, core_to_nir
-from .norse_ref import dialogue_spikes, record_core
+from .norse_ref import dialogue_currents, dialogue_spikes, exported_core, record_core
 from .size_model import DEFAULT_LAVA_BUDGET_BYTES, check_fits
+from .spike_measures import SpikeTally
 
 
 @dataclass
@@ -49,26 +55,7 @@ class _Job:
     modality: str
     length: int
     x: np.ndarray  # [D_in, L] core input
-
-
-class SpikeTally:
-    """Running count of agreeing (neuron, step) pairs between two spike dicts."""
-
-    def __init__(self):
-        self.agree, self.total = 0, 0
-        self.by_node: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-
-    def add(self, reference: dict[str, np.ndarray], other: dict[str, np.ndarray], prefix: str = "") -> None:
-        for name, ref in reference.items():
-            same = int(np.count_nonzero((ref != 0) == (other[name] != 0)))
-            self.agree += same
-            self.total += ref.size
-            self.by_node[prefix + name][0] += same
-            self.by_node[prefix + name][1] += ref.size
-
-    @property
-    def agreement(self) -> float:
-        return self.agree / self.total if self.total else float("nan")
+    currents: dict[str, np.ndarray]  # the host's current of each input-driven node, [C, L]
 
 
 @torch.no_grad()
@@ -95,19 +82,21 @@ def hybrid_parity(model, dialogues, labels, dataset_name: str, split: str, preci
             check_fits(core_shape(core), length, budget_bytes, target="lava")
     plan_for = exported.plan if exported is not None else lambda m, length: build_plan(core_to_nir(cores[m], length))
 
-    folded = {m: core.folded() for m, core in cores.items()}
+    exported_cores = {m: exported_core(core) for m, core in cores.items()}
     batches = list(iterate_batches(dialogues, modalities, batch_size))
     jobs, norse_out, norse_spikes, trained_spikes, norse_seconds = [], [], [], [], 0.0
     for i, batch in enumerate(batches):
         inputs = model.core_inputs(batch)
         outs, spikes, trained = {}, {}, {}
         for m in cores:
+            currents = {}
             t0 = time.perf_counter()
-            outs[m], spikes[m] = record_core(folded[m], inputs[m], batch.mask)
+            outs[m], spikes[m] = record_core(exported_cores[m], inputs[m], batch.mask, currents)
             norse_seconds += time.perf_counter() - t0
             trained[m] = record_core(cores[m], inputs[m], batch.mask)[1]
             for b, length in enumerate(batch.mask.sum(0).tolist()):
-                jobs.append(_Job(i, b, m, length, inputs[m][:length, b].cpu().numpy().T))
+                jobs.append(_Job(i, b, m, length, inputs[m][:length, b].cpu().numpy().T,
+                                 dialogue_currents(currents, b, length)))
         norse_out.append(outs)
         norse_spikes.append(spikes)
         trained_spikes.append(trained)
@@ -121,7 +110,7 @@ def hybrid_parity(model, dialogues, labels, dataset_name: str, split: str, preci
     for (m, length), group in progress(sorted(groups.items())):
         with LavaCore(plan_for(m, length), precision) as lava:
             for job in group:
-                spikes = lava.run(job.x)
+                spikes = lava.run(job.x, job.currents)
                 tally.add(dialogue_spikes(norse_spikes[job.batch][m], job.index, length), spikes, prefix=f"{m}:")
                 tally_trained.add(dialogue_spikes(trained_spikes[job.batch][m], job.index, length), spikes)
                 lava_out[job.batch][m][:, :length, job.index] = torch.from_numpy(lava.output(spikes)).permute(0, 2, 1)
@@ -137,8 +126,9 @@ def hybrid_parity(model, dialogues, labels, dataset_name: str, split: str, preci
     gold, pred_norse, pred_lava, pred_trained = (np.concatenate(a) for a in (gold, pred_norse, pred_lava, pred_trained))
     report = lambda pred: classification_report(gold, pred, labels, dataset_name, split)  # noqa: E731
     agree = lambda a, b: float(np.mean(a == b)) if len(gold) else float("nan")  # noqa: E731
+    measures = tally.report(reference="norse", other="lava")
     return {
-        "spike_agreement": tally.agreement,
+        "spike_agreement": measures.pop("spike_agreement"),
         "prediction_agreement": agree(pred_norse, pred_lava),
         "weighted_f1_norse": report(pred_norse)["weighted_f1"],
         "weighted_f1_lava": report(pred_lava)["weighted_f1"],
@@ -147,10 +137,11 @@ def hybrid_parity(model, dialogues, labels, dataset_name: str, split: str, preci
         "lava_seconds": round(lava_seconds, 2),
         "norse_seconds": round(norse_seconds, 3),
         "n_utterances": int(len(gold)),
-        "spike_agreement_trained": tally_trained.agreement,
+        "spike_agreement_trained": tally_trained.total.agreement,
+        "spike_jaccard_trained": tally_trained.total.jaccard,
         "prediction_agreement_trained": agree(pred_trained, pred_lava),
         "weighted_f1_trained": report(pred_trained)["weighted_f1"],
-        "spike_agreement_by_node": {name: a / n for name, (a, n) in sorted(tally.by_node.items())},
+        **measures,
         "dataset": dataset_name,
         "split": split,
     }

@@ -17,8 +17,8 @@ from neuro_erc.cli import main
 from neuro_erc.data.synthetic import DEFAULT_DIMS, SYNTHETIC_LABELS
 from neuro_erc.errors import ExportError
 from neuro_erc.export import (
-    LavaCore, LavaUnavailable, build_plan, core_fingerprint, dialogue_spikes, lava_available, load_graph, load_plans,
-    record_core, simulate_nir,
+    LavaCore, LavaUnavailable, build_plan, core_fingerprint, dialogue_currents, dialogue_spikes, exported_core,
+    lava_available, load_graph, load_plans, record_core, simulate_nir,
 )
 from neuro_erc.model.spikemo import ModelConfig, SpikEmo
 from neuro_erc.run_config import TrainConfig
@@ -29,6 +29,7 @@ lava_only = pytest.mark.skipif(not lava_available(), reason="Lava (lava-nc 0.10 
 PARITY_KEYS = {"spike_agreement", "prediction_agreement", "weighted_f1_norse", "weighted_f1_lava", "n_dialogues",
                "precision", "lava_seconds", "norse_seconds", "spike_agreement_trained", "prediction_agreement_trained",
                "weighted_f1_trained", "spike_agreement_by_node"}
+SPIKE_MEASURES = ("spike_jaccard", "firing_rate_norse", "firing_rate_lava", "mismatches_per_spike", "spike_mismatches")
 
 
 def write_checkpoint(path, modalities=("t",), seed=0, T=T, **core):
@@ -86,9 +87,10 @@ def test_export_nir_writes_one_file_whose_graphs_simulate_like_norse(ckpts, name
     for i, (m, graph) in enumerate(graphs.items()):
         core = model.cores[m].core
         x = torch.randn(LENGTH, 1, core.in_dim, generator=torch.Generator().manual_seed(i))
-        output, spikes = record_core(core.folded(), x, torch.ones(LENGTH, 1, dtype=torch.bool))
+        currents = {}
+        output, spikes = record_core(exported_core(core), x, torch.ones(LENGTH, 1, dtype=torch.bool), currents)
         ref = dialogue_spikes(spikes, 0, LENGTH)
-        sim = simulate_nir(graph, x[:, 0].numpy().T)
+        sim = simulate_nir(graph, x[:, 0].numpy().T, currents=dialogue_currents(currents, 0, LENGTH))
         assert sum(int(s.sum()) for s in ref.values()) > 0, "an all-silent core would make the comparison empty"
         for node, s in ref.items():
             np.testing.assert_array_equal(sim[node], s, err_msg=f"{m}: {node}")
@@ -267,8 +269,27 @@ def test_lava_run_runs_the_artefact_spike_exactly(kind, ckpts, exported, tmp_pat
     assert PARITY_KEYS <= set(report) and (report["artefact"], report["artefact_path"]) == (kind, str(path))
     assert report["n_dialogues"] == 2 and report["precision"] == "float"
     assert report["spike_agreement"] == 1.0 and report["prediction_agreement"] == 1.0
+    assert report["spike_jaccard"] == 1.0 and report["spike_mismatches"] == 0 and report["mismatches_per_spike"] == 0
+    assert report["firing_rate_lava"] == report["firing_rate_norse"] > 0
     assert report["weighted_f1_lava"] == report["weighted_f1_norse"]
-    assert {name.split(":")[0] for name in report["spike_agreement_by_node"]} == {"t", "a"}
+    nodes = report["spike_agreement_by_node"]
+    assert {name.split(":")[0] for name in nodes} == {"t", "a"}
+    for key in SPIKE_MEASURES:  # every measure per node too, over the same nodes
+        assert key in report and set(report[f"{key}_by_node"]) == set(nodes), key
+    assert "spike_jaccard_trained" in report
+
+
+@pytest.mark.lava
+@lava_only
+def test_lava_run_fixed_point_reports_every_measure(ckpts, tmp_path):
+    """Fixed point loses spikes to 8-bit weights: Jaccard and mismatches per spike say how many, agreement hides it."""
+    out = tmp_path / "parity.json"
+    assert lava_run(ckpts["t"], out, "--limit", "1", "--max-length", str(LENGTH), "--precision", "fixed") == 0
+    report = json.loads(out.read_text())
+    assert PARITY_KEYS <= set(report) and report["precision"] == "fixed"
+    for key in SPIKE_MEASURES:
+        assert key in report and set(report[f"{key}_by_node"]) == set(report["spike_agreement_by_node"]), key
+    assert report["spike_mismatches"] > 0 and report["spike_jaccard"] < report["spike_agreement"]
 
 
 def test_without_lava_the_lava_commands_name_python_310(ckpts, exported, tmp_path, monkeypatch, capsys):

@@ -10,9 +10,9 @@ import torch
 
 from neuro_erc.errors import ExportError
 from neuro_erc.export import (
-    LavaCore, build_plan, core_fingerprint, core_shape, core_to_nir, dialogue_spikes, graph_size, lava_available, lif_node,
-    load_graph, load_plan, params_from_lif, record_core, restrict_plan, save_graph, save_plan, simulate_nir,
-    spiking_nodes,
+    LavaCore, SpikeTally, build_plan, core_fingerprint, core_shape, core_to_nir, dialogue_currents, dialogue_spikes,
+    exported_core, graph_size, lava_available, lif_node, load_graph, load_plan, params_from_lif, record_core,
+    restrict_plan, save_graph, save_plan, simulate_nir, spiking_nodes,
 )
 from neuro_erc.snn.blocks import MaskedBatchNorm1d
 from neuro_erc.snn.core import CoreConfig, SpikingCore
@@ -47,14 +47,16 @@ def core_input(seed: int) -> torch.Tensor:
     return torch.randn(L, 1, IN_DIM, generator=torch.Generator().manual_seed(seed))
 
 
-def norse_dialogue(core: SpikingCore, x: torch.Tensor) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Output [T, D, L] and spikes of the *exported* network in Norse: batch norm folded into the Linears.
+def norse_dialogue(core: SpikingCore, x: torch.Tensor) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Output [T, D, L], spikes and input currents of the *exported* network in Norse (``exported_core``).
 
-    (Folding is exact in real arithmetic; in float32 the unfolded core may differ where a
-    voltage lands within an ulp of the threshold — a property of folding, not of the export.)
+    (Batch norm folded into the Linears, synaptic sums exact before one rounding to float32; the
+    trained core, with float32 sums in BLAS's order, may differ where a voltage lands within an
+    ulp of the threshold — a property of its arithmetic, not of the export.)
     """
-    output, spikes = record_core(core.folded(), x, torch.ones(L, 1, dtype=torch.bool))
-    return output[:, :, 0].permute(0, 2, 1).numpy(), dialogue_spikes(spikes, 0, L)
+    currents = {}
+    output, spikes = record_core(exported_core(core), x, torch.ones(L, 1, dtype=torch.bool), currents)
+    return output[:, :, 0].permute(0, 2, 1).numpy(), dialogue_spikes(spikes, 0, L), dialogue_currents(currents, 0, L)
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +108,9 @@ def test_graph_layout_and_metadata(core, graph):
 def test_reference_simulator_reproduces_norse_exactly(core, graph):
     for seed in (1, 2):
         x = core_input(seed)
-        output, spikes = norse_dialogue(core, x)
+        output, spikes, currents = norse_dialogue(core, x)
         assert all(s.any() for s in spikes.values()), "every layer must fire for the test to mean something"
-        sim = simulate_nir(graph, x[:, 0].numpy().T)
+        sim = simulate_nir(graph, x[:, 0].numpy().T, currents=currents)
         assert set(spiking_nodes(graph)) == set(spikes)
         for name, ref in spikes.items():
             np.testing.assert_array_equal(sim[name], ref, err_msg=name)
@@ -190,10 +192,6 @@ def test_lava_lif_mapping_is_spike_exact(params):
     np.testing.assert_array_equal(spikes, simulate_nir(graph, CURRENTS)["lif"] > 0)
 
 
-def agreement(spikes: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> float:
-    return float(np.mean(np.concatenate([(spikes[n] == (ref[n] > 0)).ravel() for n in ref])))
-
-
 @pytest.mark.lava
 @lava_only
 def test_lava_float_is_spike_exact(core, graph):
@@ -201,8 +199,8 @@ def test_lava_float_is_spike_exact(core, graph):
     with LavaCore(build_plan(graph), "float") as lava:
         for seed in (1, 2, 1):
             x = core_input(seed)
-            output, ref = norse_dialogue(core, x)
-            spikes = lava.run(x[:, 0].numpy().T)
+            output, ref, currents = norse_dialogue(core, x)
+            spikes = lava.run(x[:, 0].numpy().T, currents)
             for name in ref:
                 np.testing.assert_array_equal(spikes[name], ref[name] > 0, err_msg=name)
             np.testing.assert_array_equal(lava.output(spikes), output)
@@ -217,6 +215,7 @@ def test_lava_standard_lif_agrees(core, graph, precision, floor):
         scores = []
         for seed in (1, 2):
             x = core_input(seed)
-            scores.append(agreement(lava.run(x[:, 0].numpy().T), norse_dialogue(core, x)[1]))
+            _, ref, currents = norse_dialogue(core, x)
+            scores.append(SpikeTally().add(ref, lava.run(currents=currents)).agreement)
     print(f"{precision} Lava LIF spike agreement {scores}")
     assert floor <= min(scores) <= 1.0

@@ -82,7 +82,7 @@ def test_duplicate_dialogue_ids_are_an_error(tmp_path):
 
 
 def test_local_model_directory_provenance(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="expected 'minilm' or 'mpnet' or a local model directory; .* does not exist"):
         text_encoder(str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="expected modules.json or config.json"):
         text_encoder(str(tmp_path))
@@ -120,6 +120,20 @@ def test_features_text_command(minilm, tmp_path, monkeypatch, capsys):
         summary = json.loads(capsys.readouterr().out)
         assert summary["cached"] is cached and summary["n_utterances"] == 3 and summary["dim"] == 384
     assert calls[0] == ("meld", "somewhere", False)
+
+
+def test_text_model_flags_take_either_spelling():
+    import argparse
+
+    from neuro_erc.features import cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    for flag in ("--text-model", "--model"):  # --model: the spelling before --text-model matched `train`
+        assert parser.parse_args(["features", "text", "--dataset", "meld", flag, "mpnet"]).model == "mpnet"
+    for flag in ("--text-model", "--base"):
+        args = parser.parse_args(["features", "finetune", "--dataset", "meld", "--out", "x", flag, "mpnet"])
+        assert args.base == "mpnet"
 
 
 def test_finetune_keeps_the_dev_best_encoder_as_a_text_model(minilm, tmp_path):

@@ -21,7 +21,10 @@ acts only in its window, so it can live in the neuron.
       I = \mathrm{fl32}(a_{in} + b), \quad v \leftarrow v + a\,((r I + v_{leak}) - v), \quad
       z = \Theta(v - v_{th}), \quad v \leftarrow v_{reset}\ \text{where}\ z = 1
 
-  and ``z = Θ(I − v_th)`` for memoryless units (NIR ``Threshold`` nodes, relays).
+  and ``z = Θ(I − v_th)`` for memoryless units (NIR ``Threshold`` nodes, relays). ``a_in`` is the
+  float64 sum of the ``Sparse`` outputs and ``b`` the float64 bias: for the exported weights both
+  are exact and so is their sum (``neuro_erc.export.exact_sums``), so ``I`` is the real current
+  rounded once — the float32 number Norse's exported network computes.
 * ``WindowedLIF``: Lava's ``LIF`` (float and bit-accurate fixed-point models unchanged) plus
   the window — Lava's ``LIFReset`` resets a whole process at one step; this resets each
   neuron at its own.

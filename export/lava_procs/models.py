@@ -49,7 +49,7 @@ class PyBoxLIFModel(_Window, PyLoihiProcessModel):
     memoryless: np.ndarray = LavaPyType(np.ndarray, bool)
 
     def run_spk(self) -> None:
-        current = (self.a_in.recv() + self.bias).astype(F32)
+        current = (self.a_in.recv() + self.bias).astype(F32)  # exact float64 sum, rounded once
         live, start = self.window_masks()
         rest = self.v_leak.astype(F32)
         v = np.where(start, rest, self.v.astype(F32))

@@ -1,4 +1,4 @@
-"""Offline feature extraction (MiniLM text embeddings, openSMILE audio functionals) into an HDF5 store."""
+"""Offline feature extraction (MiniLM or MPNet text embeddings, openSMILE audio functionals) into an HDF5 store."""
 from .audio import FEATURE_SETS, AudioClip, attach_audio_features, extract_audio_features, read_manifest
 from .store import DialogueKey, Encoder, FeatureResult, FeatureStore, default_store_path
 from .text import attach_text_features, embed_texts, text_features

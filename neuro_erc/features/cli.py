@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     text.add_argument("--dataset", required=True, choices=["meld", "iemocap"])
     text.add_argument("--data", help="the dataset's folder or file (default $NEURO_ERC_DATA/<dataset>)")
     text.add_argument("--store", help=store_help)
-    text.add_argument("--model", default="minilm", help="'minilm' (bundled all-MiniLM-L6-v2) or a local model directory")
+    text.add_argument("--text-model", "--model", dest="model", default="minilm",
+                      help="'minilm' (all-MiniLM-L6-v2, 384-d), 'mpnet' (all-mpnet-base-v2, 768-d; extra mpnet) "
+                           "or a local model directory")
     text.add_argument("--batch-size", type=positive_int, default=256)
     text.add_argument("--no-progress", action="store_true", help="no progress bar")
     text.set_defaults(func=run_text)
@@ -47,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--dataset", required=True, choices=["meld", "iemocap"])
     tune.add_argument("--data", help="the dataset's folder or file (default $NEURO_ERC_DATA/<dataset>)")
     tune.add_argument("--out", required=True, help="new directory for the fine-tuned sentence-transformers model")
-    tune.add_argument("--base", default="minilm", help="encoder to start from: 'minilm' or a local model directory")
+    tune.add_argument("--base", "--text-model", dest="base", default="minilm",
+                      help="encoder to start from: 'minilm', 'mpnet' or a local model directory")
     for name, value in asdict(FinetuneConfig()).items():
         tune.add_argument(f"--{name.replace('_', '-')}", dest=name, type=FINETUNE_FLAG_TYPES[name], default=value)
     tune.add_argument("--folds", type=fold_count, default=0,

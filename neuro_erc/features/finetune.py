@@ -7,9 +7,10 @@ EmoBERTa features); the dialogue model then trains on the fine-tuned embeddings.
 ``past_utterances`` the encoder reads each utterance followed by the ones before it (EmoBERTa's
 past context), and the saved model keeps that input format for every later embedding.
 
-The result is a sentence-transformers model directory (mean pooling + L2 normalisation, as
-MiniLM), usable anywhere a text model is taken: ``neuro-erc features text --model DIR`` and the
-``text_model`` field of a training config. The head is discarded. Only train labels are used for
+The base is any text model :func:`.text.load_text_model` resolves (``minilm``, ``mpnet``, a local
+directory). The result is a sentence-transformers model directory (the base's pooling and
+normalisation, safetensors weights), usable anywhere a text model is taken:
+``neuro-erc features text --text-model DIR`` and the ``text_model`` field of a training config. The head is discarded. Only train labels are used for
 gradients; the epoch is chosen by dev weighted F1 of the head, which ``finetune.json`` logs.
 Embeddings of the train split come from a model that has seen those labels, so they are more
 separable than dev's, and a dialogue model trained on them learns to trust the utterance over

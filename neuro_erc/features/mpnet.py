@@ -113,12 +113,12 @@ def _member_path(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath | None:
         return DataError(f"{archive}: member {info.filename!r} {why}; refusing to extract")
 
     name = PurePosixPath(info.filename)
-    if not name.parts or name.is_absolute() or ":" in name.parts[0] or info.filename.startswith("\\"):
+    if not name.parts or name.is_absolute() or ":" in name.parts[0]:
         raise refuse("is an absolute path (or empty)")
     if ".." in name.parts or "\\" in info.filename:
         raise refuse("climbs out of the archive (a '..' component or a backslash)")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode) or (mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the writer recorded no Unix mode
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
         raise refuse("is a symbolic link or special file")
     if name.parts[0] != ARCHIVE_ROOT:
         raise refuse(f"is outside the {ARCHIVE_ROOT}/ folder")

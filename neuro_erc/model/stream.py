@@ -27,9 +27,9 @@ what K∧V wrote, utterance after utterance, and its spikes encode the recent di
 channel has its own fixed :math:`\tau_{syn}` (log-spaced so that one window keeps
 :math:`e^{-1/h}` of the current, h from ``context_memory[0]`` to ``[1]`` utterances): short
 channels follow the last turns (emotion contagion), long ones the dialogue's mood. κ makes
-the current an average, not a sum, so its scale does not depend on the horizon. The state is
-D numbers per channel set whatever the dialogue's length: one graph serves every length.
-The query of the current utterance gates which context channels pass (q ∧ C); with the
+the current an average, not a sum, so its scale does not depend on the horizon. The
+context's state is two numbers (i, v) per channel whatever the dialogue's length: one graph
+serves every length. The query of the current utterance gates which context channels pass (q ∧ C); with the
 speaker in the encoder's input, channels can carry one speaker's history, which that speaker's
 query can pick out.
 
@@ -44,13 +44,14 @@ and no host step, and soft-HGR (on each modality's window-mean stream, ``feature
 the modalities without a cross-modal attention no chip runs. The host only builds the input
 (concatenates features and speaker code) and reads the integrators once per window.
 
-**NIR nodes** (for the export): every A is ``Affine`` (eval weights: :meth:`Synapse.effective_affine`);
-each LIF is ``LIF`` (τ = 1/τ_mem⁻¹, r = 1); each ∧ is a memoryless ``LIF`` (τ = dt, r = 1,
-v_leak = 0, v_threshold = 1.5) on the sum of its two spike edges; the context is ``CubaLIF``
-(τ_syn per channel, τ_mem, v_threshold = ``core.attn_v_th``) whose input is κ ⊙ (Affine output);
-the readout is one ``LI`` (τ = ``readout_tau``, r = 1, v_leak = 0) fed by one ``Affine`` per
-modality; residuals are edges (no node). In Lava every synapse costs a step: q meets C two
-layers later and each residual skips its branch's layers, so those paths need ``Delay``.
+**NIR nodes** (for the export): every A is ``Affine`` (eval weights:
+:meth:`Synapse.effective_affine`); each LIF is ``LIF`` (τ = 1/τ_mem⁻¹, r = 1); each ∧ is a
+memoryless ``LIF`` (τ = dt, r = 1, v_leak = 0, v_threshold = 1.5) on the sum of its two spike
+edges; the context is ``CubaLIF`` (τ_syn per channel, τ_mem, v_threshold = ``core.attn_v_th``)
+whose input is κ ⊙ (Affine output); the readout is one ``LI`` (τ = ``StreamModel.readout_tau``,
+r = 1, v_leak = 0) fed by one ``Affine`` per modality; residuals are edges (no node). In Lava
+every synapse costs a step: q meets C two layers later and each residual skips its branch's
+layers, so those paths need ``Delay``.
 
 **Numbers.** In eval mode each Affine is applied in float64 and rounded to float32, so a row's
 current never depends on which other rows it is computed with (a float32 matmul's does, in
@@ -81,9 +82,10 @@ if TYPE_CHECKING:
 @dataclass
 class StreamConfig:
     """What only the stream model has. Its shape and neurons come from ``model.core``: ``dim``,
-    ``depth`` (0: no context at all), ``mlp_ratio``, ``T``, ``neuron``, ``norm`` ('batch' or
-    'none'), ``norm_gain``, ``norm_bias``, and ``attn_v_th`` as the context neurons' threshold;
-    ``model.dropout`` drops input features and readout spikes in training.
+    ``depth`` (0: no attention; then only the membranes carry anything across utterances),
+    ``mlp_ratio``, ``T``, ``neuron``, ``norm`` ('batch' or 'none'), ``norm_gain``, ``norm_bias``,
+    and ``attn_v_th`` as the context neurons' threshold; ``model.dropout`` drops input features
+    and readout spikes in training.
 
     Fields:
         max_speakers: one-hot slots for the speaker's index within the dialogue (order of first
