@@ -4,11 +4,12 @@ For each dialogue length L: a random-input dialogue through (a) the Norse core (
 numpy NIR reference simulator, (c) Lava on CPU (``Loihi2SimCfg``) — exact float (BoxLIF) and,
 optionally, Loihi fixed point. Lava's time is split into building the plan, compiling and the
 first dialogue, and the steady state (each further dialogue through the same network). Spike
-agreement is reported for every run against the exported network in Norse (the core with batch
-norm folded into its Linears: the exact reference) and against the trained, unfolded core
-(float32 rounds the fold differently, so a near-threshold voltage may flip a spike). The core is randomly initialised (its norm
-gain makes every layer fire) and in eval mode; sizes default to the SpikEmo core (D = 256,
-depth 2, T = 32).
+agreement and Jaccard are reported for every run against the exported network in Norse
+(``exported_core``: batch norm folded, exact synaptic sums; the simulator and Lava get its input
+current) and against the trained, unfolded core (float32 sums, so a near-threshold voltage may
+flip a spike). The core is randomly initialised (its norm gain makes every layer fire) and in
+eval mode; sizes default to the SpikEmo core (D = 256, depth 2, T = 32). Exactness on many
+dialogues: ``benchmarks/lava_float_exactness.py``.
 
     .venv/bin/python benchmarks/lava_speed.py --lengths 4,12,24 --out benchmarks/results/lava_speed.json
 """
@@ -23,15 +24,25 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from neuro_erc.export import LavaCore, build_plan, core_shape, core_to_nir, dialogue_spikes, graph_size, record_core, simulate_nir
+from neuro_erc.export import (
+    LavaCore, SpikeTally, build_plan, core_shape, core_to_nir, dialogue_currents, dialogue_spikes, exported_core, graph_size,
+    record_core, simulate_nir,
+)
 from neuro_erc.snn.core import CoreConfig, SpikingCore
 
 
-def agreement(spikes: dict, ref: dict) -> float:
-    return float(np.mean(np.concatenate([(np.asarray(spikes[n]) != 0).ravel() == (ref[n] != 0).ravel() for n in ref])))
+def measures(spikes: dict, ref: dict, suffix: str = "") -> dict:
+    """``spike_agreement`` and ``spike_jaccard`` (+ ``suffix``) of ``spikes`` against ``ref``, every neuron and step."""
+    counts = SpikeTally().add(ref, spikes)
+    return {f"spike_agreement{suffix}": round(counts.agreement, 6),
+            f"spike_jaccard{suffix}": None if counts.jaccard is None else round(counts.jaccard, 6)}
+
+
+def per_dialogue(rows: list[dict]) -> dict:
+    """``[{key: value}]`` per dialogue → ``{key: [values]}``."""
+    return {key: [row[key] for row in rows] for key in rows[0]}
 
 
 def timed(fn):
@@ -44,15 +55,17 @@ def bench_length(core: SpikingCore, length: int, dialogues: int, precisions: lis
     gen = torch.Generator().manual_seed(seed)
     xs = [torch.randn(length, 1, core.in_dim, generator=gen) for _ in range(dialogues)]
     mask = torch.ones(length, 1, dtype=torch.bool)
-    folded = core.folded()
-    refs, trained, norse_s = [], [], []
+    exported = exported_core(core)
+    refs, currents, trained, norse_s = [], [], [], []
     for x in xs:
-        (_, spikes), seconds = timed(lambda: record_core(folded, x, mask))
+        recorded = {}
+        (_, spikes), seconds = timed(lambda: record_core(exported, x, mask, recorded))
         refs.append(dialogue_spikes(spikes, 0, length))
+        currents.append(dialogue_currents(recorded, 0, length))
         trained.append(dialogue_spikes(record_core(core, x, mask)[1], 0, length))
         norse_s.append(seconds)
     graph, nir_s = timed(lambda: core_to_nir(core, length))
-    sim, sim_s = timed(lambda: simulate_nir(graph, xs[0][:, 0].numpy().T))
+    sim, sim_s = timed(lambda: simulate_nir(graph, xs[0][:, 0].numpy().T, currents=currents[0]))
     plan, plan_s = timed(lambda: build_plan(graph))
     size = graph_size(core_shape(core), length)
     row = {
@@ -60,21 +73,20 @@ def bench_length(core: SpikingCore, length: int, dialogues: int, precisions: lis
         "size_model_lava_gib": round(size.lava_bytes / 2**30, 3),
         "norse_ms_per_dialogue": round(1e3 * statistics.median(norse_s), 1),
         "nir_build_s": round(nir_s, 3), "nir_sim_ms": round(1e3 * sim_s, 1),
-        "nir_sim_agreement": agreement(sim, refs[0]), "plan_build_s": round(plan_s, 2),
+        **{k.replace("spike", "nir_sim"): v for k, v in measures(sim, refs[0]).items()}, "plan_build_s": round(plan_s, 2),
     }
     for precision in precisions:
         with LavaCore(plan, precision) as lava:
             outs, seconds = [], []
-            for x in xs:
-                out, s = timed(lambda: lava.run(x[:, 0].numpy().T))
+            for x, current in zip(xs, currents):
+                out, s = timed(lambda: lava.run(x[:, 0].numpy().T, current))
                 outs.append(out)
                 seconds.append(s)
         row[precision] = {
             "compile_and_first_dialogue_s": round(seconds[0], 2),
             "ms_per_dialogue": round(1e3 * statistics.median(seconds[1:]), 1) if len(seconds) > 1 else None,
             "ms_per_step": round(1e3 * statistics.median(seconds[1:]) / plan.steps, 2) if len(seconds) > 1 else None,
-            "spike_agreement": [round(agreement(o, r), 6) for o, r in zip(outs, refs)],
-            "spike_agreement_trained": [round(agreement(o, r), 6) for o, r in zip(outs, trained)],
+            **per_dialogue([{**measures(o, r), **measures(o, t, "_trained")} for o, r, t in zip(outs, refs, trained)]),
         }
     row["peak_rss_child_gib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2)
     row["peak_rss_self_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)

@@ -178,7 +178,8 @@ class LavaPlan:
     def node_populations(self) -> list[Population]:
         return [p for p in self.populations.values() if p.kind == "node"]
 
-    def dialogue_bias(self, x: np.ndarray | None = None, currents: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def dialogue_bias(self, x: np.ndarray | None = None,
+                      currents: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Each group's neuron bias (NIR units) for one dialogue.
 
         The input-driven populations get ``currents[population]`` (the host's float32 current,
@@ -192,7 +193,7 @@ class LavaPlan:
             if missing:
                 raise ValueError(f"no input current for the input-driven populations {missing}")
         elif x is None or np.shape(x) != self.input_shape:
-            raise ValueError(f"give currents or an input of shape {self.input_shape}, got {np.shape(x) if x is not None else None}")
+            raise ValueError(f"give currents or an input of shape {self.input_shape}, got {None if x is None else np.shape(x)}")
         for drive in self.drives:
             pop = self.populations[drive.population]
             rows = slice(pop.offset, pop.offset + pop.size)

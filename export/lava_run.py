@@ -18,8 +18,9 @@ reset schedule). The network is compiled once per plan (one dialogue length) and
 period of ``T + latency`` steps per dialogue; a node at hop h computes Norse step t at step
 t + h of the period, and :meth:`LavaCore.run` undoes the shift so spikes line up with Norse's.
 Units restart from rest at the start of their window by themselves, so between dialogues only
-the input group's bias (the analog input's current, best the host's: :meth:`LavaCore.run`) is written — Lava moves Var data one
-element per message (~25 µs each), so that group is kept small (D·L neurons).
+the input group's bias (the analog input's current: the host's, see :meth:`LavaCore.run`) is
+written — Lava moves Var data one element per message (~25 µs each), so that group is kept
+small (D·L neurons).
 
 Lava needs Python 3.10 (lava-nc 0.10 / lava-dl 0.6); :func:`require_lava` says so clearly.
 """

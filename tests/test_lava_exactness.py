@@ -26,7 +26,8 @@ N_IN, N_OUT, TERMS = 48, 400, 2  # two spike trains summed (a residual stream): 
 
 def exact_current(weight: np.ndarray, bias: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """fl32(b + Σ W c) from rational arithmetic: the real sum, rounded once (here it is a float64, so float() is exact)."""
-    real = [sum((Fraction(float(w)) * int(c) for w, c in zip(row, counts)), Fraction(float(b))) for row, b in zip(weight, bias)]
+    real = [sum((Fraction(float(w)) * int(c) for w, c in zip(row, counts)), Fraction(float(b)))
+            for row, b in zip(weight, bias)]
     return np.array([float(r) for r in real], dtype=np.float32)
 
 
