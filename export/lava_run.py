@@ -117,12 +117,11 @@ class LavaCore:
     def _run_config(self):
         from lava.magma.core.run_configs import Loihi2SimCfg
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+        from lava.proc.sparse.models import PySparseModelBitAcc, PySparseModelFloat
+        from lava.proc.sparse.process import Sparse
 
         from .lava_procs import models
         from .lava_procs.process import BoxLIF, WindowedLIF
-
-        from lava.proc.sparse.models import PySparseModelBitAcc, PySparseModelFloat
-        from lava.proc.sparse.process import Sparse
 
         lif_model = models.PyWindowedLifModelBitAcc if self.fixed else models.PyWindowedLifModelFloat
         return Loihi2SimCfg(select_tag="fixed_pt" if self.fixed else "floating_pt", exception_proc_model_map={
