@@ -32,6 +32,9 @@ MELD_LONGEST = 24
 
 def _cores(checkpoint: str, modality: str | None) -> tuple[dict, object, Checkpoint]:
     ckpt = Checkpoint.load(checkpoint)
+    if ckpt.config.arch != "spikemo":
+        raise ExportError(f"{checkpoint}: a {ckpt.config.arch!r} model; export and lava-run handle SpikEmo's "
+                          "cores only so far (the stream architecture is not yet exportable)")
     model = ckpt.model()
     cores = {m: dswa.core for m, dswa in model.cores.items()}
     if not cores:

@@ -33,6 +33,7 @@ from .data.batching import iterate_batches
 from .data.types import DialogueDataset
 from .energy import SOURCES, cmos, count_model, energy, firing_rate, layer_table, per_utterance
 from .energy.constants import CMOS_45NM, LOIHI
+from .errors import ConfigError
 from .evaluate import predict
 from .run_config import TrainConfig, resolve_device
 from .sweep import grid, parse_ints, run_cells, summarise, write_table
@@ -106,6 +107,9 @@ def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str =
     from .viz import plot_bench  # matplotlib only when plotting
 
     cmos(precision)  # fail now on an unknown precision, not after training
+    if cfg.arch != "spikemo":  # before training every T: the energy counter knows SpikEmo's cores only
+        raise ConfigError(f"bench measures SpikEmo's spiking cores; arch {cfg.arch!r} has no energy count yet "
+                          "(use `neuro-erc sweep --arch ...` for its W-F1 over T)")
     out = Path(out)
     cells = grid(to_dict(cfg), ["spikemo"], Ts, layout="T{T}")
     rows = summarise(run_cells(cells, out, precision, show_progress=show_progress), by=("T",))

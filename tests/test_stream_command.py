@@ -193,3 +193,18 @@ def test_refusals(run_dir, tmp_path, capsys):
     rc = main(["plot", "raster", "--checkpoint", str(run_dir / "best.pt"), "--dataset", "synthetic", "--dialogue", "0",
                "--utterance", "0", "--out", str(tmp_path / "r.png")])
     assert rc == 2 and "does not draw yet" in capsys.readouterr().err
+
+
+def test_export_and_bench_refuse_the_stream_architecture_clearly(tmp_path, capsys):
+    from neuro_erc.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "synthetic", "--arch", "stream", "--epochs", "1", "--T", "2",
+                 "--modalities", "t", "--out", str(run), "--quiet", "--no-tensorboard"]) == 0
+    capsys.readouterr()
+    assert main(["export", "nir", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / "m.nir")]) == 2
+    assert "not yet exportable" in capsys.readouterr().err
+    assert main(["bench", "--dataset", "synthetic", "--arch", "stream", "--T", "2", "--epochs", "1",
+                 "--out", str(tmp_path / "bench"), "--quiet"]) == 2
+    assert "no energy count yet" in capsys.readouterr().err
+    assert not (tmp_path / "bench").exists()
