@@ -47,12 +47,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def remove_stale_temps(directory: str | Path) -> None:
-    """Delete the temp files that :func:`atomic_path` leaves when its process is killed mid-write.
+def remove_stale_temps(directory: str | Path, name: str = "*") -> None:
+    """Delete the temp files that :func:`atomic_path` leaves when its process is killed mid-write
+    (those of target ``name``, or of every target in ``directory``).
 
-    Call it where one process owns ``directory`` (a run directory), before writing there.
+    Call it where this process owns the targets (a run directory, a store it holds the lock of).
     """
-    for tmp in Path(directory).glob(".*.tmp"):
+    for tmp in Path(directory).glob(f".{name}.*.tmp"):
         if tmp.is_file():
             tmp.unlink(missing_ok=True)
 

@@ -48,7 +48,7 @@ import h5py
 import numpy as np
 
 from ..data.types import DataError
-from ..io import atomic_path
+from ..io import atomic_path, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,7 @@ class FeatureStore:
             )
         dim = dims.pop()
         with self._lock():
-            for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-                stale.unlink()  # left by a writer that was killed: we hold the lock, so nobody owns it
+            remove_stale_temps(self.path.parent, self.path.name)  # a killed writer's: we hold the lock
             with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as dst:
                 attrs = self._copy_kept(dst, encoder, {_path(encoder, k) for k in arrays})
                 if attrs.get("dim", dim) != dim:
