@@ -238,3 +238,13 @@ def test_features_text_refuses_a_lone_surrogate_naming_file_and_utterance(tmp_pa
     err = capsys.readouterr().err
     assert "x.pkl, dialogue 'd0', utterance 1: sentences entry" in err and "lone surrogate U+D800" in err
     assert not (tmp_path / "f.h5").exists()
+
+
+def test_a_model_directory_with_pickled_weights_is_refused_before_anything_loads(tmp_path):
+    model = tmp_path / "handed-to-me"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "pytorch_model.bin").write_bytes(b"\x80\x04 a pickle that could run code")
+    loader = getattr(text_mod.load_text_model, "__wrapped__", text_mod.load_text_model)  # past the process cache
+    with pytest.raises(DataError, match="no safetensors weights.*pytorch_model.bin"):
+        loader(str(model))

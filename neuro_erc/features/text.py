@@ -181,9 +181,9 @@ def load_text_model(model: str = MINILM):
         from .mpnet import load_model
 
         return load_model()
-    from sentence_transformers import SentenceTransformer
+    from .mpnet import load_safetensors_model  # a user's model directory: safetensors only, no pickle read
 
-    return SentenceTransformer(str(_model_dir(model)), local_files_only=True)
+    return load_safetensors_model(_model_dir(model))
 
 
 def encoder_threads() -> int:
