@@ -86,7 +86,7 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     for precision in ("float", "fixed"):
         if f"parity_{precision}" in artefacts:
             summary[f"parity_{precision}"] = {k: v for k, v in json.loads(Path(artefacts[f"parity_{precision}"]).read_text()).items()
-                                              if k in ("spike_agreement", "prediction_agreement", "n_dialogues")}
+                                              if k in ("spike_agreement", "spike_jaccard", "prediction_agreement", "n_dialogues")}
     write_json(out / "summary.json", summary)
     return summary
 

@@ -15,6 +15,6 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     assert all(Path(p).exists() for p in paths)
     assert any(p.endswith("results.csv") for p in summary["artefacts"]["bench"])
     if lava_available():
-        assert summary["parity_float"]["spike_agreement"] == 1.0
+        assert summary["parity_float"]["spike_agreement"] == summary["parity_float"]["spike_jaccard"] == 1.0
         assert summary["parity_float"]["prediction_agreement"] == 1.0
     assert "demo finished" in capsys.readouterr().out
