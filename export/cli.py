@@ -1,7 +1,8 @@
 """``neuro-erc export nir|lava`` and ``neuro-erc lava-run``: thin wrappers over the export API.
 
 * ``export nir --checkpoint CKPT --out MODEL.nir [--length L]``: one NIR file holding the graph
-  of each spiking core for dialogues of up to L utterances (default 24, MELD's longest).
+  of each spiking core for dialogues of up to L utterances (default 24, MELD's longest); for a
+  stream checkpoint, its one streaming graph for every length (:mod:`.stream_graph`; no ``--length``).
 * ``export lava --checkpoint CKPT --out DIR [--length L]``: the Lava network plan of each core
   (``DIR/<modality>/plan.json`` + arrays), what ``LavaCore`` instantiates; needs no Lava.
 * ``lava-run``: the hybrid run (host in PyTorch, cores in Lava) → PARITY.json, running the
@@ -25,16 +26,26 @@ from .artefacts import ExportedCores
 from .lava_build import build_plan, save_plans
 from .lava_run import PRECISIONS
 from .nir_graph import core_shape, core_to_nir, save_graph
+from .stream_graph import save_stream_graph, stream_to_nir
 from .size_model import DEFAULT_BUDGET_BYTES, DEFAULT_LAVA_BUDGET_BYTES, check_fits, default_budget
 
 MELD_LONGEST = 24
 
 
-def _cores(checkpoint: str, modality: str | None) -> tuple[dict, object, Checkpoint]:
+def _checkpoint(checkpoint: str) -> Checkpoint:
     ckpt = Checkpoint.load(checkpoint)
+    if ckpt.config.arch == "bigru":
+        raise ExportError(f"{checkpoint}: a 'bigru' model, the plain non-spiking baseline: it has no spiking cores, "
+                          "so nothing to export or run on Lava")
+    return ckpt
+
+
+def _cores(checkpoint: str, modality: str | None) -> tuple[dict, object, Checkpoint]:
+    ckpt = _checkpoint(checkpoint)
     if ckpt.config.arch != "spikemo":
-        raise ExportError(f"{checkpoint}: a {ckpt.config.arch!r} model; export and lava-run handle SpikEmo's "
-                          "cores only so far (the stream architecture is not yet exportable)")
+        raise ExportError(f"{checkpoint}: a {ckpt.config.arch!r} model; `export lava` and `lava-run` handle SpikEmo's "
+                          "cores only so far (a stream model exports its streaming graph with `export nir` and streams "
+                          "with `neuro-erc stream`)")
     model = ckpt.model()
     cores = {m: dswa.core for m, dswa in model.cores.items()}
     if not cores:
@@ -50,7 +61,22 @@ def _budget(args, target: str) -> int:
     return default_budget(target) if args.budget_gib is None else int(args.budget_gib * 2**30)
 
 
+def _export_stream_nir(args: argparse.Namespace, ckpt: Checkpoint) -> int:
+    if args.modality is not None:
+        raise ExportError(f"{args.checkpoint}: a stream model's graph holds every modality (they meet in its readout); "
+                          "drop --modality")
+    graph = stream_to_nir(ckpt.model().cpu().eval())
+    path = save_stream_graph(graph, args.out)
+    for m in ckpt.config.model.modalities:
+        print(f"{m}: {len(graph.nodes[m].nodes)} nodes")
+    print(f"wrote {path} (streaming: one graph for every dialogue length, T={graph.metadata['T']} steps per utterance)")
+    return 0
+
+
 def run_export_nir(args: argparse.Namespace) -> int:
+    ckpt = _checkpoint(args.checkpoint)
+    if ckpt.config.arch == "stream":
+        return _export_stream_nir(args, ckpt)
     cores, _, _ = _cores(args.checkpoint, args.modality)
     graphs = {m: core_to_nir(core.cpu(), args.length, _budget(args, "nir")) for m, core in cores.items()}
     path = save_graph(graphs, args.out)

@@ -59,16 +59,21 @@ FORMAT, FORMAT_VERSION = "neuro-erc.cores", 1
 SHARED_METADATA = ("T", "dt", "dialogue_length")  # the same in every core graph of a file
 
 
-def core_fingerprint(core: SpikingCore) -> str:
-    """sha256 of what decides the core's spikes: its config and every state-dict tensor
-    (name, dtype, shape, bytes) in sorted key order. An exported artefact records it, so a
-    later run can check the artefact came from the checkpoint it is paired with."""
-    digest = hashlib.sha256(json.dumps({"in_dim": core.in_dim, "config": to_dict(core.cfg)}, sort_keys=True).encode())
-    for name, tensor in sorted(core.state_dict().items()):
+def fingerprint(module, description: dict) -> str:
+    """sha256 of what decides a module's spikes: ``description`` (its config, as JSON) and every
+    state-dict tensor (name, dtype, shape, bytes) in sorted key order. An exported artefact
+    records it, so a later run can check the artefact came from the checkpoint it is paired with."""
+    digest = hashlib.sha256(json.dumps(description, sort_keys=True).encode())
+    for name, tensor in sorted(module.state_dict().items()):
         array = tensor.detach().cpu().contiguous().numpy()
         digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def core_fingerprint(core: SpikingCore) -> str:
+    """:func:`fingerprint` of a core (its input width and config)."""
+    return fingerprint(core, {"in_dim": core.in_dim, "config": to_dict(core.cfg)})
 
 
 def core_shape(core: SpikingCore) -> CoreShape:
@@ -227,14 +232,9 @@ def save_graph(graphs: Mapping[str, nir.NIRGraph], path: str | Path) -> Path:
     return Path(path)
 
 
-def load_graph(path: str | Path) -> dict[str, nir.NIRGraph]:
-    """The core graphs ``{modality: graph}`` of a file :func:`save_graph` wrote, checked for that layout.
-
-    Anything else — a missing, empty, truncated or foreign file — is an ``ExportError`` naming
-    the file and what was expected.
-    """
-    path = Path(path)
-    expected = f"expected a NIR file of per-modality core graphs (format {FORMAT!r}) as `neuro-erc export nir` writes"
+def read_format(path: Path, fmt: str, version: int, expected: str) -> nir.NIRGraph:
+    """The NIR graph in ``path`` if its metadata says ``format`` ``fmt``, version 1 … ``version``;
+    else an ``ExportError`` naming the file and ``expected``."""
     if not path.is_file():
         raise ExportError(f"{path}: no such NIR file; {expected}")
     try:
@@ -244,12 +244,30 @@ def load_graph(path: str | Path) -> dict[str, nir.NIRGraph]:
     except Exception as err:  # h5py and nir raise OSError, KeyError, ValueError, ... on what is not a NIR file
         raise ExportError(f"{path}: not a readable NIR file ({type(err).__name__}: {err}); {expected}") from err
     meta = getattr(top, "metadata", None) or {}
-    if not isinstance(top, nir.NIRGraph) or meta.get("format") != FORMAT:
-        raise ExportError(f"{path}: a NIR graph, but not one written by `neuro-erc export nir`; {expected}")
-    version = meta.get("format_version")
-    if not isinstance(version, (int, np.integer)) or not 1 <= version <= FORMAT_VERSION:
-        raise ExportError(f"{path}: format version {version!r}; this neuro-erc reads versions 1 to {FORMAT_VERSION}")
-    modalities = [m.decode() if isinstance(m, bytes) else str(m) for m in np.atleast_1d(meta.get("modalities", []))]
+    if not isinstance(top, nir.NIRGraph) or meta.get("format") != fmt:
+        raise ExportError(f"{path}: a NIR graph, but not one of format {fmt!r}; {expected}")
+    found = meta.get("format_version")
+    if not isinstance(found, (int, np.integer)) or not 1 <= found <= version:
+        raise ExportError(f"{path}: format version {found!r}; this neuro-erc reads versions 1 to {version}")
+    return top
+
+
+def listed_modalities(metadata: Mapping) -> list[str]:
+    """The ``modalities`` metadata entry as strings (HDF5 gives back bytes)."""
+    return [m.decode() if isinstance(m, bytes) else str(m) for m in np.atleast_1d(metadata.get("modalities", []))]
+
+
+def load_graph(path: str | Path) -> dict[str, nir.NIRGraph]:
+    """The core graphs ``{modality: graph}`` of a file :func:`save_graph` wrote, checked for that layout.
+
+    Anything else — a missing, empty, truncated or foreign file — is an ``ExportError`` naming
+    the file and what was expected.
+    """
+    path = Path(path)
+    expected = f"expected a NIR file of per-modality core graphs (format {FORMAT!r}) as `neuro-erc export nir` writes"
+    top = read_format(path, FORMAT, FORMAT_VERSION, expected)
+    meta = top.metadata
+    modalities = listed_modalities(meta)
     if not modalities:
         raise ExportError(f"{path}: lists no modality cores; {expected}")
     graphs = {m: top.nodes.get(m) for m in modalities}

@@ -209,8 +209,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     ckpt = Checkpoint.load(args.checkpoint, device)
     if args.backend == "lava":
-        raise ExportError(f"--backend lava: not available yet for this checkpoint ({args.checkpoint}): stream models "
-                          "are not yet exportable to NIR/Lava; use --backend norse")
+        raise ExportError(f"--backend lava: not available yet for this checkpoint ({args.checkpoint}): a stream model "
+                          "exports to one streaming NIR graph (`neuro-erc export nir`), but no Lava network runs it yet; "
+                          "use --backend norse")
     torch.set_num_threads(args.threads)
     streamer = Streamer(ckpt, device, args.max_dialogues)
     source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")

@@ -195,16 +195,12 @@ def test_refusals(run_dir, tmp_path, capsys):
     assert rc == 2 and "does not draw yet" in capsys.readouterr().err
 
 
-def test_export_and_bench_refuse_the_stream_architecture_clearly(tmp_path, capsys):
+def test_export_lava_refuses_the_stream_architecture_clearly(tmp_path, capsys):
     from neuro_erc.cli import main
 
     run = tmp_path / "run"
     assert main(["train", "--dataset", "synthetic", "--arch", "stream", "--epochs", "1", "--T", "2",
                  "--modalities", "t", "--out", str(run), "--quiet", "--no-tensorboard"]) == 0
     capsys.readouterr()
-    assert main(["export", "nir", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / "m.nir")]) == 2
-    assert "not yet exportable" in capsys.readouterr().err
-    assert main(["bench", "--dataset", "synthetic", "--arch", "stream", "--T", "2", "--epochs", "1",
-                 "--out", str(tmp_path / "bench"), "--quiet"]) == 2
-    assert "no energy count yet" in capsys.readouterr().err
-    assert not (tmp_path / "bench").exists()
+    assert main(["export", "lava", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / "plans")]) == 2
+    assert "SpikEmo's cores only so far" in capsys.readouterr().err and not (tmp_path / "plans").exists()

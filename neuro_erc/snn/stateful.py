@@ -76,6 +76,7 @@ class _Population(nn.Module):
         super().__init__()
         self.size = size
         self._counts: tuple[torch.Tensor, torch.Tensor] | None = None  # (spikes, real steps) of the last call
+        self.last_spike_sum: torch.Tensor | None = None  # differentiable, for the spike budget (snn.rates)
 
     @property
     def last_rate(self) -> float | None:
@@ -85,12 +86,18 @@ class _Population(nn.Module):
         spikes, steps = self._counts
         return float(spikes / (steps * self.size)) if steps > 0 else 0.0
 
+    @property
+    def last_neuron_steps(self) -> torch.Tensor | None:
+        """Neuron-steps at real steps in the last call (a tensor; None before any)."""
+        return None if self._counts is None else self._counts[1] * self.size
+
     def _masked(self, out: torch.Tensor, real: torch.Tensor | None, spiking: bool = True) -> torch.Tensor:
         if real is not None:
             out = out * real[..., None].to(out.dtype)
         if spiking:  # counted as tensors: a float() here would cost a sync per call when streaming
             steps = real.sum() if real is not None else torch.tensor(out[..., 0].numel())
-            self._counts = (out.detach().sum(), steps)
+            self.last_spike_sum = out.sum()
+            self._counts = (self.last_spike_sum.detach(), steps)
         return out
 
 
@@ -124,7 +131,8 @@ class CubaLIF(_Population):
     def __init__(self, params: NeuronParams, tau_syn: torch.Tensor):
         super().__init__(tau_syn.numel())
         self.params = params
-        self.register_buffer("tau_syn_inv", (1.0 / tau_syn).float(), persistent=False)
+        self.register_buffer("tau_syn", tau_syn.double(), persistent=False)  # as given: what the export writes
+        self.register_buffer("tau_syn_inv", (1.0 / self.tau_syn).float(), persistent=False)
 
     def forward(self, current: torch.Tensor, real: torch.Tensor | None, state: dict | None) -> torch.Tensor:
         p = self.params.norse_current_based(self.tau_syn_inv)
