@@ -1,9 +1,14 @@
-"""Dev W-F1 of SpikEmo and its ablations over seeds → benchmarks/results/<name>.json.
+"""Dev W-F1 of SpikEmo, its ablations and the plain BiGRU baseline over seeds → benchmarks/results/<name>.json.
 
 The runs are the cells of a :mod:`neuro_erc.sweep` grid (the code of ``neuro-erc sweep``: Ray
 tasks where Ray is installed, ``--address``/``--workers`` as there; else one after another) in
 ``RUNS/<variant>/seed<k>``, at the config's T. A finished cell is not redone and an interrupted
 one resumes, so the script can be re-run after an interruption.
+
+Every variant runs by default, ``bigru`` included: the speaker-aware BiGRU classifier over the
+same features and schedule, without anything spiking (:mod:`neuro_erc.model.bigru`). Where it
+ran, each variant's entry also holds ``over_bigru``: its mean dev W-F1 minus the baseline's, in
+points — what the spiking machinery adds over the plain model.
 
     python benchmarks/erc_results.py --dataset meld --data ../shared/data/meld \
         --config examples/configs/meld_text.json --seeds 0,1,2 --runs runs/meld_text
@@ -51,7 +56,12 @@ def main(argv: list[str] | None = None) -> None:
         variant = summary["variant"]
         variants[variant] = {"runs": [run_entry(r) for r in rows if r["variant"] == variant],
                              "mean": round(summary["weighted_f1"], 2), "std": round(summary["weighted_f1_std"], 2)}
-        print(variant, variants[variant]["mean"], "±", variants[variant]["std"], flush=True)
+    baseline = variants.get("bigru")
+    for variant, entry in variants.items():
+        if baseline is not None:
+            entry["over_bigru"] = round(entry["mean"] - baseline["mean"], 2)
+        versus = f"  ({entry['over_bigru']:+.2f} over bigru)" if baseline is not None else ""
+        print(f"{variant} {entry['mean']} ± {entry['std']}{versus}", flush=True)
     command = ["python", "benchmarks/erc_results.py", *(sys.argv[1:] if argv is None else argv)]
     write_json(out, {"command": " ".join(command), "config": base,
                      "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads(), "torch": torch.__version__},

@@ -8,7 +8,8 @@
 * ``lava-run``: the hybrid run (host in PyTorch, cores in Lava) → PARITY.json, running the
   cores rebuilt from the checkpoint, or what ``export lava`` (``--plan DIR``) or ``export nir``
   (``--nir MODEL.nir``) wrote once it is checked to come from that checkpoint. Needs Lava,
-  hence Python 3.10.
+  hence Python 3.10. On a stream checkpoint: its streaming graph (rebuilt, or ``--nir``) as one
+  Lava network fed every dialogue utterance after utterance (:mod:`.lava_stream`; float only).
 
 Refusals are ``UserError``s, reported by ``neuro_erc.cli.main``.
 """
@@ -26,7 +27,7 @@ from .artefacts import ExportedCores
 from .lava_build import build_plan, save_plans
 from .lava_run import PRECISIONS
 from .nir_graph import core_shape, core_to_nir, save_graph
-from .stream_graph import save_stream_graph, stream_to_nir
+from .stream_graph import load_stream_graph, model_fingerprint, save_stream_graph, stream_to_nir
 from .size_model import DEFAULT_BUDGET_BYTES, DEFAULT_LAVA_BUDGET_BYTES, check_fits, default_budget
 
 MELD_LONGEST = 24
@@ -102,7 +103,38 @@ def run_export_lava(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_lava(args: argparse.Namespace) -> int:
+def _dialogues(args: argparse.Namespace, ckpt: Checkpoint):
+    dataset = ckpt.dataset(args.dataset, args.data)
+    dialogues = dataset.split(args.split)
+    if args.max_length is not None:
+        dialogues = [d for d in dialogues if len(d.utterances) <= args.max_length]
+    if args.limit is not None:
+        dialogues = dialogues[: args.limit]
+    return dataset, dialogues
+
+
+def _run_stream_lava(args: argparse.Namespace, ckpt: Checkpoint) -> dict:
+    from .lava_stream import stream_lava_parity
+
+    if args.precision != "float":
+        raise ExportError(f"{args.checkpoint}: a stream model runs on Lava in float precision only (its CubaLIF context "
+                          "and LI readout have no fixed-point mapping yet); use --precision float")
+    if args.plan:
+        raise ExportError(f"{args.checkpoint}: a stream model has no `export lava` plan; pass --nir MODEL.nir "
+                          "(its streaming graph from `export nir`) or nothing (rebuilt from the checkpoint)")
+    model = ckpt.model().cpu().eval()
+    if args.nir:
+        graph = load_stream_graph(args.nir)
+        if graph.metadata.get("fingerprint") != model_fingerprint(model):
+            raise ExportError(f"{args.nir}: exported from another model than {args.checkpoint} (fingerprints differ)")
+    else:
+        graph = stream_to_nir(model)
+    dataset, dialogues = _dialogues(args, ckpt)
+    report = stream_lava_parity(model, graph, dialogues, list(dataset.labels.labels), dataset.name, args.split)
+    return {**report, "artefact": "nir" if args.nir else "checkpoint", "artefact_path": args.nir or args.checkpoint}
+
+
+def _run_hybrid_lava(args: argparse.Namespace) -> dict:
     from .parity import hybrid_parity
 
     _, model, ckpt = _cores(args.checkpoint, None)
@@ -111,15 +143,15 @@ def run_lava(args: argparse.Namespace) -> int:
         exported = ExportedCores.load(kind, path)
     else:
         kind, path, exported = "checkpoint", args.checkpoint, None
-    dataset = ckpt.dataset(args.dataset, args.data)
-    dialogues = dataset.split(args.split)
-    if args.max_length is not None:
-        dialogues = [d for d in dialogues if len(d.utterances) <= args.max_length]
-    if args.limit is not None:
-        dialogues = dialogues[: args.limit]
+    dataset, dialogues = _dialogues(args, ckpt)
     report = hybrid_parity(model.cpu(), dialogues, list(dataset.labels.labels), dataset.name, args.split,
                            args.precision, args.batch_size, _budget(args, "lava"), exported)
-    report.update(artefact=kind, artefact_path=str(path))
+    return {**report, "artefact": kind, "artefact_path": str(path)}
+
+
+def run_lava(args: argparse.Namespace) -> int:
+    ckpt = _checkpoint(args.checkpoint)
+    report = _run_stream_lava(args, ckpt) if ckpt.config.arch == "stream" else _run_hybrid_lava(args)
     write_json(args.out, report)
     print(json.dumps({k: v for k, v in report.items() if not k.endswith("_by_node")}, indent=1))
     return 0

@@ -56,10 +56,13 @@ from scipy import sparse
 from neuro_erc.errors import ExportError
 from neuro_erc.io import atomic_dir
 
-from .nir_sim import metadata_value, single_input, topological_order
+from .nir_sim import _LI, _CubaLIF, metadata_value, single_input, topological_order
 
 RELAY_THRESHOLD = 0.5  # a relay (weight 1) passes every spike on, one step later
 LINEAR_TYPES = (nir.Conv1d, nir.Affine, nir.Linear)
+SPIKING_TYPES = (nir.LIF, nir.Threshold, nir.CubaLIF)
+NEURON_TYPES = (*SPIKING_TYPES, nir.LI)  # an LI (no spikes) may only feed the Output
+SYNAPSE_FIELDS = ("syn_decay", "syn_gain")  # per-neuron arrays of "cuba" and "li" groups only
 NEURON_FIELDS = ("r", "v_leak", "v_th", "v_reset")
 ARRAY_FIELDS = (*NEURON_FIELDS, "bias", "hop")
 
@@ -85,6 +88,13 @@ class Group:
     Per-neuron arrays in NIR units: ``r``, ``v_leak``, ``v_th``, ``v_reset`` (memoryless units:
     1, 0, θ, 0), ``bias`` and ``hop`` (a unit at hop h computes one dialogue in Lava steps
     h+1 … h+T of each period of ``T + latency`` steps).
+
+    ``kind``: ``"box"`` (LIF, Threshold, relays: :class:`~.lava_procs.process.BoxLIF`), ``"cuba"``
+    (NIR CubaLIF) or ``"li"`` (NIR LI: a CubaLIF without synaptic memory, ``syn_decay = syn_gain = 1``,
+    that never spikes, ``v_th = inf``, and emits its voltage) — both run as
+    :class:`~.lava_procs.process.CubaLIF` with ``decay`` = fl32(dt/τ_mem) and the per-neuron
+    ``syn_decay`` = fl32(dt/τ_syn), ``syn_gain`` = fl32(fl32(dt/τ_syn)·w_in) of :mod:`.nir_sim`'s
+    step (``None`` for box groups).
     """
 
     name: str
@@ -97,6 +107,9 @@ class Group:
     v_reset: np.ndarray
     bias: np.ndarray
     hop: np.ndarray
+    kind: str = "box"
+    syn_decay: np.ndarray | None = None
+    syn_gain: np.ndarray | None = None
 
     @property
     def memoryless(self) -> bool:
@@ -139,7 +152,8 @@ class LavaPlan:
     def __post_init__(self) -> None:
         """Check that the pieces fit together, so a damaged plan file fails here and not inside Lava."""
         for g in self.groups.values():
-            bad = [key for key in ARRAY_FIELDS if np.shape(getattr(g, key)) != (g.size,)]
+            bad = [key for key in (*ARRAY_FIELDS, *(SYNAPSE_FIELDS if g.kind != "box" else ()))
+                   if np.shape(getattr(g, key)) != (g.size,)]
             if bad:
                 raise ValueError(f"group {g.name}: arrays {bad} do not have its {g.size} neurons")
         for p in self.populations.values():
@@ -245,7 +259,7 @@ def _node_drives(graph: nir.NIRGraph) -> tuple[dict[str, _Drive], list[str], dic
         preds[dst].append(src)
     shapes = {name: tuple(int(s) for s in node.output_type["output"]) for name, node in graph.nodes.items()
               if not isinstance(node, nir.Output)}
-    spiking = [n for n in topological_order(graph) if isinstance(graph.nodes[n], (nir.LIF, nir.Threshold))]
+    spiking = [n for n in topological_order(graph) if isinstance(graph.nodes[n], NEURON_TYPES)]
     drives: dict[str, _Drive] = {}
     for name in spiking:
         size = int(np.prod(shapes[name]))
@@ -254,7 +268,7 @@ def _node_drives(graph: nir.NIRGraph) -> tuple[dict[str, _Drive], list[str], dic
             node = graph.nodes[src]
             if isinstance(node, nir.Input):
                 drive.inputs.append(sparse.identity(size, format="csr"))
-            elif isinstance(node, (nir.LIF, nir.Threshold)):
+            elif isinstance(node, SPIKING_TYPES):
                 drive.sources.append((src, sparse.identity(size, format="csr")))
             elif isinstance(node, LINEAR_TYPES):
                 unrolled = {}  # one expansion per input shape, shared by every term of a residual sum
@@ -264,7 +278,7 @@ def _node_drives(graph: nir.NIRGraph) -> tuple[dict[str, _Drive], list[str], dic
                     matrix, bias = unrolled[shapes[upstream]]
                     if isinstance(graph.nodes[upstream], nir.Input):
                         drive.inputs.append(matrix)
-                    elif isinstance(graph.nodes[upstream], (nir.LIF, nir.Threshold)):
+                    elif isinstance(graph.nodes[upstream], SPIKING_TYPES):
                         drive.sources.append((upstream, matrix))
                     else:
                         raise ExportError(f"{upstream} -> {src} -> {name}: chained linear nodes are not mapped")
@@ -275,24 +289,44 @@ def _node_drives(graph: nir.NIRGraph) -> tuple[dict[str, _Drive], list[str], dic
             raise ExportError(f"{name} mixes the analog input with spikes; only input-only layers fold into a bias")
         drives[name] = drive
     (out_name,) = graph.outputs
-    if any(not isinstance(graph.nodes[s], (nir.LIF, nir.Threshold)) for s in preds[out_name]):
-        raise ExportError("the Output node must be fed directly by spiking nodes")
+    if any(not isinstance(graph.nodes[s], NEURON_TYPES) for s in preds[out_name]):
+        raise ExportError("the Output node must be fed directly by spiking (or LI) nodes")
     return drives, preds[out_name], shapes
 
 
-def _neuron_params(node: nir.NIRNode, dt: float, size: int) -> tuple[float, float, dict[str, np.ndarray]]:
-    """(decay, tau, per-neuron r, v_leak, v_th, v_reset) of one spiking node."""
+def _neuron_params(node: nir.NIRNode, dt: float, size: int, spike_input: bool) -> tuple[str, float, float, dict[str, np.ndarray]]:
+    """(group kind, decay, tau, per-neuron r, v_leak, v_th, v_reset [, syn_decay, syn_gain]) of one neuron node.
+
+    ``spike_input``: the node's current is a sum of spike edges (no weights, no bias), an integer.
+    A LIF with τ = dt on such a current (the stream export's AND units, :func:`~.stream_graph.and_lif`)
+    is memoryless: with decay 1 Norse's ``v + ((I + 0) − v)`` is exactly I for integers.
+    CubaLIF and LI constants come from :mod:`.nir_sim`'s own step classes, the reference.
+    """
     flat = lambda a: np.broadcast_to(np.asarray(a, dtype=np.float64), node.output_type["output"]).ravel().copy()  # noqa: E731
     if isinstance(node, nir.Threshold):
-        return 1.0, 0.0, {"r": np.ones(size), "v_leak": np.zeros(size), "v_th": flat(node.threshold), "v_reset": np.zeros(size)}
-    tau = flat(node.tau)
+        return "box", 1.0, 0.0, {"r": np.ones(size), "v_leak": np.zeros(size), "v_th": flat(node.threshold),
+                                 "v_reset": np.zeros(size)}
+    tau = flat(node.tau_mem if isinstance(node, nir.CubaLIF) else node.tau)
     if np.any(tau != tau[0]):
-        raise ExportError("a LIF node with non-uniform tau cannot share one decay")
+        raise ExportError(f"a {type(node).__name__} node with non-uniform tau cannot share one decay")
     decay = np.float32(dt) * np.float32(1.0 / tau[0])  # Norse's float32 a = dt·τ⁻¹
+    if isinstance(node, nir.CubaLIF):
+        ref = _CubaLIF(node, dt)
+        return "cuba", float(ref.a_mem[0]), float(tau[0]), {
+            "r": flat(ref.r), "v_leak": flat(ref.leak), "v_th": flat(ref.th), "v_reset": flat(ref.reset),
+            "syn_decay": flat(ref.a_syn), "syn_gain": flat(ref.gain)}
+    if isinstance(node, nir.LI):
+        ref = _LI(node, dt)
+        return "li", float(ref.a[0]), float(tau[0]), {
+            "r": flat(ref.r), "v_leak": flat(ref.leak), "v_th": np.full(size, np.inf), "v_reset": np.zeros(size),
+            "syn_decay": np.ones(size), "syn_gain": np.ones(size)}
+    params = {"r": flat(node.r), "v_leak": flat(node.v_leak), "v_th": flat(node.v_threshold), "v_reset": flat(node.v_reset)}
+    if decay == 1.0 and spike_input and not (np.any(params["r"] != 1) or np.any(params["v_leak"]) or np.any(params["v_reset"])):
+        return "box", 1.0, 0.0, {**params, "r": np.ones(size)}
     if decay >= 1.0:
-        raise ExportError(f"a LIF with tau <= dt (decay {decay}) keeps no memory; it is not mapped to Lava")
-    return float(decay), float(tau[0]), {"r": flat(node.r), "v_leak": flat(node.v_leak), "v_th": flat(node.v_threshold),
-                             "v_reset": flat(node.v_reset)}
+        raise ExportError(f"a LIF with tau <= dt (decay {decay}) keeps no memory; it is not mapped to Lava "
+                          "(unless it is an AND of spikes: r = 1, v_leak = v_reset = 0, fed by spike edges only)")
+    return "box", float(decay), float(tau[0]), params
 
 
 def _relay_units(size: int) -> dict[str, np.ndarray]:
@@ -340,12 +374,12 @@ def build_plan(graph: nir.NIRGraph, T: int | None = None, dt: float | None = Non
     group_of = {}  # (decay, tau, input-driven) -> group name
 
     def add(name: str, decay: float, tau: float, shape: tuple[int, ...], hop_: int, kind: str, arrays: dict[str, np.ndarray],
-            driven: bool = False):
-        key = (decay, tau, driven)
+            driven: bool = False, neuron: str = "box"):
+        key = (neuron, decay, tau, driven)
         if key not in group_of:
-            stem = "input" if driven else ("gates" if decay == 1.0 else "leaky")
+            stem = "input" if driven else {"cuba": "context", "li": "readout"}.get(neuron, "gates" if decay == 1.0 else "leaky")
             group_of[key] = f"{stem}{sum(n.startswith(stem) for n in groups)}"
-            groups[group_of[key]] = Group(group_of[key], decay, tau, 0, *(np.zeros(0) for _ in ARRAY_FIELDS))
+            groups[group_of[key]] = Group(group_of[key], decay, tau, 0, *(np.zeros(0) for _ in ARRAY_FIELDS), kind=neuron)
         g = groups[group_of[key]]
         size = int(np.prod(shape))
         populations[name] = Population(name, g.name, g.size, size, tuple(shape), hop_, kind)
@@ -355,13 +389,16 @@ def build_plan(graph: nir.NIRGraph, T: int | None = None, dt: float | None = Non
 
     for name, drive in drives.items():
         size = drive.bias.size
-        decay, tau, params = _neuron_params(graph.nodes[name], dt, size)
-        add(name, decay, tau, shapes[name], hop[name], "node", {**params, "bias": drive.bias}, driven=bool(drive.inputs))
+        spike_input = not drive.inputs and not drive.bias.any() and all(
+            m.nnz == m.shape[0] == m.shape[1] and (m.diagonal() == 1).all() for _, m in drive.sources)
+        neuron, decay, tau, params = _neuron_params(graph.nodes[name], dt, size, spike_input)
+        add(name, decay, tau, shapes[name], hop[name], "node", {**params, "bias": drive.bias}, driven=bool(drive.inputs),
+            neuron=neuron)
     for src, delay in delay_needed.items():
         for k in range(1, delay + 1):
             add(f"{src}@relay{k}", 1.0, 0.0, shapes[src], hop[src] + k, "relay", _relay_units(populations[src].size))
     for name, g in groups.items():
-        for key in ARRAY_FIELDS:
+        for key in (*ARRAY_FIELDS, *(SYNAPSE_FIELDS if g.kind != "box" else ())):
             setattr(g, key, np.concatenate(parts[name][key]))
 
     blocks = defaultdict(list)
@@ -454,6 +491,9 @@ def lava_lif_network(plan: LavaPlan) -> LIFNetwork:
     """Map every group onto Lava's standard LIF (see the module docstring)."""
     groups = {}
     for name, g in plan.groups.items():
+        if g.kind != "box":
+            raise ExportError(f"group {name}: {g.kind!r} neurons (NIR CubaLIF / LI) have no mapping onto Lava's standard "
+                              "LIF (nor fixed point) yet; run them with precision 'float' (the BoxLIF/CubaLIF models)")
         theta = g.v_th - g.v_reset
         if np.any(theta <= 0):
             raise ExportError(f"group {name}: Lava's LIF needs v_th > v_reset (reset is to 0, threshold > 0)")
@@ -531,6 +571,8 @@ ARRAYS_FILE = "arrays.npz"
 def _write_plan(plan: LavaPlan, directory: Path) -> None:
     """``plan.json`` (structure and metadata) + ``arrays.npz`` (per-neuron arrays) +
     ``connection<i>.npz`` per Sparse process and ``drive<i>.npz`` per input drive (CSR)."""
+    if any(g.kind != "box" for g in plan.groups.values()):
+        raise ExportError("a plan with CubaLIF/LI groups (a streaming graph's) is not written: it is rebuilt from its NIR graph")
     directory.mkdir(parents=True, exist_ok=True)
     np.savez(directory / ARRAYS_FILE,
              **{f"group.{g.name}.{key}": getattr(g, key) for g in plan.groups.values() for key in ARRAY_FIELDS})

@@ -22,6 +22,12 @@ the input group's bias (the analog input's current: the host's, see :meth:`LavaC
 written — Lava moves Var data one element per message (~25 µs each), so that group is kept
 small (D·L neurons).
 
+**Streams** (``carry=True``, :mod:`.lava_stream`): each period is one utterance instead of one
+dialogue; units hold their state between windows instead of restarting, and restart only when
+:meth:`LavaCore.restart` marks the next period as a new dialogue (one scalar per process is
+written). CubaLIF and LI groups run as :class:`~.lava_procs.process.CubaLIF` (float only); the
+LI's population comes back as its voltage, not as spikes.
+
 Lava needs Python 3.10 (lava-nc 0.10 / lava-dl 0.6); :func:`require_lava` says so clearly.
 """
 from __future__ import annotations
@@ -72,16 +78,19 @@ def lava_available() -> bool:
 class LavaCore:
     """The Lava network of one plan; use as a context manager (``close`` stops the runtime)."""
 
-    def __init__(self, plan: LavaPlan, precision: str = "float", neuron: str = "box"):
+    def __init__(self, plan: LavaPlan, precision: str = "float", neuron: str = "box", carry: bool = False):
         if precision not in PRECISIONS or neuron not in NEURONS:
             raise ValueError(f"precision must be one of {PRECISIONS} and neuron one of {NEURONS}; got {precision!r}, {neuron!r}")
         if precision == "fixed":
             neuron = "lif"  # fixed point is Lava's bit-accurate LIF
+        if carry and neuron != "box":
+            raise ValueError("carry (streaming) runs with the float BoxLIF/CubaLIF models only (precision 'float', neuron 'box')")
         require_lava()
         from lava.proc.io.extractor import Extractor
         from lava.proc.sparse.process import Sparse
 
-        self.plan, self.precision, self.neuron = plan, precision, neuron
+        self.plan, self.precision, self.neuron, self.carry = plan, precision, neuron, carry
+        self.steps_run, self.compiled = 0, 0  # compiled: how often a run compiled the network (once, when reused)
         self.lif = lava_lif_network(plan) if neuron == "lif" else None
         self.fixed = quantize(plan, self.lif) if precision == "fixed" else None
         self.neurons = {name: self._neuron_process(name) for name in plan.groups}
@@ -101,11 +110,17 @@ class LavaCore:
     def _neuron_process(self, name: str):
         g = self.plan.groups[name]
         window = dict(hop=g.hop, period=self.plan.steps, window=self.plan.T, name=name)
+        if g.kind != "box":
+            from .lava_procs.process import CubaLIF
+
+            return CubaLIF(shape=(g.size,), bias=np.zeros(g.size), decay=np.full(g.size, g.decay), syn_decay=g.syn_decay,
+                           syn_gain=g.syn_gain, r=g.r, v_leak=g.v_leak, v_rest=g.v_leak if g.kind == "cuba" else np.zeros(g.size),
+                           v_th=g.v_th, v_reset=g.v_reset, voltage_out=g.kind == "li", carry=self.carry, **window)
         if self.neuron == "box":
             from .lava_procs.process import BoxLIF
 
             return BoxLIF(shape=(g.size,), bias=np.zeros(g.size), decay=np.full(g.size, g.decay), r=g.r, v_leak=g.v_leak,
-                          v_th=g.v_th, v_reset=g.v_reset, memoryless=np.full(g.size, g.memoryless), **window)
+                          v_th=g.v_th, v_reset=g.v_reset, memoryless=np.full(g.size, g.memoryless), carry=self.carry, **window)
         from .lava_procs.process import WindowedLIF
 
         if self.fixed:
@@ -121,13 +136,13 @@ class LavaCore:
         from lava.proc.sparse.process import Sparse
 
         from .lava_procs import models
-        from .lava_procs.process import BoxLIF, WindowedLIF
+        from .lava_procs.process import BoxLIF, CubaLIF, WindowedLIF
 
         lif_model = models.PyWindowedLifModelBitAcc if self.fixed else models.PyWindowedLifModelFloat
         return Loihi2SimCfg(select_tag="fixed_pt" if self.fixed else "floating_pt", exception_proc_model_map={
             Extractor: PyLoihiExtractorModel,  # Lava's Extractor models carry no tag
             Sparse: PySparseModelBitAcc if self.fixed else PySparseModelFloat,  # float64 sums: exact (see above)
-            BoxLIF: models.PyBoxLIFModel, WindowedLIF: lif_model})
+            BoxLIF: models.PyBoxLIFModel, CubaLIF: models.PyCubaLIFModel, WindowedLIF: lif_model})
 
     def _bias(self, x, currents, groups) -> dict[str, dict[str, np.ndarray]]:
         """Group -> {Var: value}: the neurons' bias for a dialogue (``LavaPlan.dialogue_bias``)."""
@@ -140,11 +155,12 @@ class LavaCore:
                 mant, exp = self.fixed.bias({name: bias[name]})[name]
                 values[name] = {"bias_mant": mant, "bias_exp": exp}
             else:
-                values[name] = {"bias" if self.neuron == "box" else "bias_mant": bias[name]}
+                values[name] = {"bias" if self.neuron == "box" or self.plan.groups[name].kind != "box" else "bias_mant": bias[name]}
         return values
 
     def run(self, x: np.ndarray | None = None, currents: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """Spikes ``{node: bool [T, *shape]}`` of every spiking NIR node for one dialogue.
+        """Spikes ``{node: bool [T, *shape]}`` of every spiking NIR node for one dialogue (a stream:
+        one utterance); an LI node's voltage ``float32 [T, *shape]``.
 
         ``currents`` (``{input-driven node: float32 [C, L]}``, :func:`~.norse_ref.dialogue_currents`)
         are the host's input currents, which make the run spike-exact against Norse; without them
@@ -160,14 +176,27 @@ class LavaCore:
                 else:
                     getattr(self.neurons[name], var).init = value
         steps = self.plan.steps
+        self.compiled += not self._started
         next(iter(self.neurons.values())).run(condition=RunSteps(num_steps=steps), run_cfg=self._run_config())
         self._started = True
+        self.steps_run += steps
         raster = {name: np.stack([tap.receive() for _ in range(steps)]) for name, tap in self.taps.items()}
         T = self.plan.T
-        return {
-            p.name: raster[p.group][p.hop: p.hop + T, p.offset: p.offset + p.size].reshape(T, *p.shape) != 0
-            for p in self.plan.node_populations()
-        }
+
+        def values(p):
+            window = raster[p.group][p.hop: p.hop + T, p.offset: p.offset + p.size].reshape(T, *p.shape)
+            return window.astype(np.float32) if self.plan.groups[p.group].kind == "li" else window != 0
+
+        return {p.name: values(p) for p in self.plan.node_populations()}
+
+    def restart(self) -> None:
+        """Start a new dialogue at the next :meth:`run` (``carry``): every unit restarts from rest
+        at its first window from here on. Writes one scalar per neuron process; recompiles nothing."""
+        if not self.carry:
+            raise ValueError("restart() is for streams (carry=True); without carry every run starts from rest")
+        if self._started:
+            for proc in self.neurons.values():
+                proc.origin.set(np.array([self.steps_run]))
 
     def output(self, spikes: dict[str, np.ndarray]) -> np.ndarray:
         """The graph's Output (the sum of its spiking sources) from :meth:`run`'s spikes."""

@@ -1,22 +1,29 @@
 """``neuro-erc bench``: accuracy against spikes, synaptic operations and energy, for each T.
 
-A bench is a one-seed grid of :mod:`neuro_erc.sweep` with one cell per T in ``DIR/T<k>/``: each
-is trained (a cell that finished is not redone, an interrupted one resumes from its
-``last.pt``), then measured on the **dev** split with its ``best.pt`` by :func:`measure`:
-inference time per dialogue (a forward pass without hooks) and operation counts of the spiking
-cores (a second pass, with hooks; :mod:`neuro_erc.energy`); weighted F1 is its dev report's.
-Writes
+A bench is a one-seed grid of :mod:`neuro_erc.sweep` with one cell per T in ``DIR/T<k>/`` (and,
+with ``--rate-targets``, one per T and spike budget in ``DIR/T<k>_rate<r>/``, trained with the
+firing-rate penalty ``loss.rate`` at budget ``loss.rate_target``): each is trained (a cell that
+finished is not redone, an interrupted one resumes from its ``last.pt``), then measured on the
+**dev** split with its ``best.pt`` by :func:`measure` — on every run of the bench; counts are
+deterministic — for inference time per dialogue (a forward pass without hooks) and operation
+counts of every layer (a second pass, with hooks; :mod:`neuro_erc.energy`); weighted F1 is its
+dev report's. Both architectures are measured: ``spikemo`` (spiking cores + host parts) and
+``stream`` (every population spiking; :mod:`neuro_erc.energy.whole`). Writes
 
-* ``DIR/results.csv`` and ``DIR/results.json`` (a list of the same rows): one row per T with
+* ``DIR/results.csv`` and ``DIR/results.json`` (a list of the same rows): one row per cell with
   :data:`COLUMNS` (the ARCHITECTURE.md contract) then :data:`EXTRA_COLUMNS`;
-* ``DIR/T<k>/energy.json``: the per-layer counts and the energy model used;
-* ``DIR/wf1_vs_T.png``, ``DIR/energy_vs_T.png`` (ANN twin as a horizontal line),
-  ``DIR/firing_rates.png`` (per layer, per T).
+* ``DIR/<cell>/energy.json``: the per-layer counts and the energy model used;
+* ``DIR/wf1_vs_T.png``, ``DIR/energy_vs_T.png`` (ANN twins as lines), ``DIR/firing_rates.png``
+  (per layer, per T), for the cells without a rate sweep, and ``DIR/pareto.png``: dev W-F1
+  against whole-model energy with memory, one point per row.
 
-``energy_uj_45nm`` uses the **exact** counts; ``energy_uj_45nm_convention`` the fr·T·FLOPs
-convention of Spikformer / Spike-driven Transformer, alongside. All energies are µJ per
-utterance for the spiking cores of every modality (the host parts — projections, context,
-fusion, classifier — are not counted in either the SNN or the ANN-twin figure).
+Core-only columns (kept as they were): ``energy_uj_45nm`` uses the **exact** counts of the
+spiking cores, ``energy_uj_45nm_convention`` the fr·T·FLOPs convention of Spikformer /
+Spike-driven Transformer; neither counts SpikEmo's host parts nor memory. Whole-model columns
+(``energy_uj_whole``, ``energy_uj_whole_memory``, the ANN twin's ``ann_energy_uj_whole[_memory]``
+and the ⌈log₂(T+1)⌉-bit quantised ANN's ``qann_energy_uj_whole[_memory]``) count every layer;
+``encoder_energy_uj`` is the text feature extractor, outside both models, per utterance. All
+energies are µJ per utterance.
 """
 from __future__ import annotations
 
@@ -28,15 +35,17 @@ from pathlib import Path
 import torch
 
 from .checkpoint import Checkpoint
-from .config import to_dict
+from .config import from_dict, merge, to_dict
 from .data.batching import iterate_batches
 from .data.types import DialogueDataset
-from .energy import SOURCES, cmos, count_model, energy, firing_rate, layer_table, per_utterance
-from .energy.constants import CMOS_45NM, LOIHI
+from .energy import (SOURCES, cmos, count_whole, encoder_energy, encoder_spec, energy, layer_table, per_utterance,
+                     spiking_rate, whole_energy, whole_per_utterance)
+from .energy.constants import CMOS_45NM, LOIHI, MEMORY, TOKENS_PER_UTTERANCE, quantised_bits
 from .errors import ConfigError
 from .evaluate import predict
-from .run_config import TrainConfig, resolve_device
-from .sweep import grid, parse_ints, run_cells, summarise, write_table
+from .io import write_json
+from .run_config import TrainConfig, load_config_dataset, resolve_device
+from .sweep import grid, parse_ints, run_cells, write_table
 from .train import add_train_arguments, config_from_args
 
 COLUMNS = (
@@ -47,12 +56,40 @@ EXTRA_COLUMNS = (
     "accuracy", "sops_convention_per_utterance", "macs_per_utterance", "ann_macs_per_utterance",
     "neuron_updates_per_utterance", "energy_uj_45nm_convention", "energy_uj_45nm_with_neurons",
     "energy_uj_45nm_encoder_per_step", "energy_ratio_ann_over_snn", "best_epoch", "epochs_run", "dev_utterances",
+    "arch", "rate_target", "rate_weight", "energy_uj_whole", "energy_uj_whole_memory", "ann_energy_uj_whole",
+    "ann_energy_uj_whole_memory", "qann_bits", "qann_energy_uj_whole", "qann_energy_uj_whole_memory",
+    "energy_ratio_whole_memory_ann_over_snn", "host_macs_per_utterance", "host_energy_uj_memory",
+    "encoder_energy_uj", "encoder_energy_uj_memory",
 )
 SPLIT = "dev"
+MEASURED_ARCHS = ("spikemo", "stream")
+DEFAULT_RATE_WEIGHT = 10.0
 
 
 def parse_Ts(text: str) -> list[int]:
     return parse_ints(text, "--T")
+
+
+def parse_rates(text: str) -> list[float]:
+    """``--rate-targets``: distinct firing rates in (0, 1), sorted high to low."""
+    try:
+        rates = [float(v) for v in text.split(",")]
+    except ValueError:
+        rates = []
+    if not rates or any(not 0 < r < 1 for r in rates) or len(set(rates)) < len(rates):
+        raise ValueError(f"--rate-targets: expected distinct comma-separated rates in (0, 1), got {text!r}")
+    return sorted(rates, reverse=True)
+
+
+def encoder_columns(cfg: TrainConfig, precision: str) -> tuple[dict, dict]:
+    """(columns, details) of the text encoder that feeds modality ``t``; empty without text or
+    when the encoder's shape is unknown."""
+    spec = encoder_spec(cfg.text_model) if "t" in cfg.model.modalities else None
+    if spec is None:
+        return {}, {}
+    e = encoder_energy(spec, TOKENS_PER_UTTERANCE, precision)
+    return ({k: e[k] for k in ("encoder_energy_uj", "encoder_energy_uj_memory")},
+            {**vars(spec), "tokens_per_utterance": TOKENS_PER_UTTERANCE, **e})
 
 
 @torch.no_grad()
@@ -61,6 +98,8 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
     ckpt = Checkpoint.load(run_dir / "best.pt")
     ckpt.require_labels(dataset)
     cfg = ckpt.config
+    if cfg.arch not in MEASURED_ARCHS:
+        raise ConfigError(f"bench measures the spiking architectures {list(MEASURED_ARCHS)}; arch {cfg.arch!r} has none")
     T = cfg.model.core.T
     device = resolve_device(cfg.device)
     model = ckpt.model(device)
@@ -69,12 +108,16 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
     t0 = time.perf_counter()
     predict(model, dialogues, modalities, cfg.batch_size, device)
     infer_ms = 1000 * (time.perf_counter() - t0) / len(dialogues)
-    counts = count_model(model, (b.to(device) for b in iterate_batches(dialogues, modalities, cfg.batch_size)))
-    per_utt = per_utterance(counts)
+    batch_size = 1 if cfg.arch == "spikemo" else cfg.batch_size  # SpikEmo's host is counted from unpadded shapes
+    cores, host = count_whole(model, (b.to(device) for b in iterate_batches(dialogues, modalities, batch_size)))
+    per_utt = per_utterance(cores)
     e = energy(per_utt, T, precision)
+    whole = whole_per_utterance(cores, host)
+    ew = whole_energy(whole, T, precision)
+    encoder, encoder_details = encoder_columns(cfg, precision)
     columns = {
-        "spikes_per_utterance": per_utt["spikes"],
-        "firing_rate": firing_rate(counts),
+        "spikes_per_utterance": whole["spikes"],
+        "firing_rate": spiking_rate(cores),
         "sops_per_utterance": per_utt["sops"],
         "energy_uj_45nm": e["energy_uj_45nm"],
         "energy_uj_loihi": e["energy_uj_loihi"],
@@ -88,41 +131,70 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
         "energy_uj_45nm_with_neurons": e["energy_uj_45nm_with_neurons"],
         "energy_uj_45nm_encoder_per_step": e["energy_uj_45nm_encoder_per_step"],
         "energy_ratio_ann_over_snn": e["ann_energy_uj_45nm"] / e["energy_uj_45nm"] if e["energy_uj_45nm"] else None,
+        "arch": cfg.arch,
+        "rate_target": cfg.loss.rate_target if cfg.loss.rate else None,
+        "rate_weight": cfg.loss.rate,
+        **ew,
+        "qann_bits": quantised_bits(T),
+        "energy_ratio_whole_memory_ann_over_snn": ew["ann_energy_uj_whole_memory"] / ew["energy_uj_whole_memory"],
+        "host_macs_per_utterance": whole["host_macs"],
+        **encoder,
     }
     details = {
         "T": T,
         "split": SPLIT,
         "precision": precision,
+        "arch": cfg.arch,
         "per_utterance": per_utt,
-        "energy_uj_per_utterance": e,
-        "layers": layer_table(counts),
-        "constants": {"cmos_45nm": {k: vars(v) for k, v in CMOS_45NM.items()}, "loihi": vars(LOIHI)},
+        "whole_per_utterance": whole,
+        "energy_uj_per_utterance": {**e, **ew},
+        "layers": layer_table(cores) + (layer_table({"host": host}) if host is not None else []),
+        "text_encoder": encoder_details,
+        "constants": {"cmos_45nm": {k: vars(v) for k, v in CMOS_45NM.items()}, "loihi": vars(LOIHI),
+                      "memory": {"pj_per_bit": MEMORY.pj_per_bit, "word_bits": MEMORY.word_bits}},
         "sources": SOURCES,
     }
     return columns, details
 
 
-def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str = "fp32", show_progress: bool = True) -> list[dict]:
-    """Train (or reuse) one model per T into ``out/T<k>``, measure each on dev, write results and plots."""
-    from .viz import plot_bench  # matplotlib only when plotting
+def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str = "fp32", show_progress: bool = True,
+              rate_targets: list[float] = (), rate_weight: float | None = None) -> list[dict]:
+    """Train (or reuse) one model per T (and per spike budget in ``rate_targets``) into ``out``,
+    measure each on dev, write results and plots; the rows."""
+    from .viz import plot_bench, plot_pareto  # matplotlib only when plotting
 
     cmos(precision)  # fail now on an unknown precision, not after training
-    if cfg.arch != "spikemo":  # before training every T: the energy counter knows SpikEmo's cores only
-        raise ConfigError(f"bench measures SpikEmo's spiking cores; arch {cfg.arch!r} has no energy count yet "
-                          "(use `neuro-erc sweep --arch ...` for its W-F1 over T)")
-    out = Path(out)
-    cells = grid(to_dict(cfg), ["spikemo"], Ts, layout="T{T}")
-    rows = summarise(run_cells(cells, out, precision, show_progress=show_progress), by=("T",))
+    if cfg.arch not in MEASURED_ARCHS:  # before training every T
+        raise ConfigError(f"bench measures the spiking architectures {list(MEASURED_ARCHS)}; arch {cfg.arch!r} "
+                          "has no spikes to count (use `neuro-erc sweep --arch ...` for its W-F1)")
+    weight = rate_weight if rate_weight is not None else (cfg.loss.rate or DEFAULT_RATE_WEIGHT)
+    if rate_targets and weight <= 0:
+        raise ConfigError(f"--rate-weight must be > 0 to sweep --rate-targets; got {weight}")
+    out, base = Path(out), to_dict(cfg)
+    cells = grid(base, ["spikemo"], Ts, layout="T{T}")
+    for target in rate_targets:
+        budget = merge(base, {"loss": {"rate": weight, "rate_target": target}})
+        cells += grid(budget, ["spikemo"], Ts, layout=f"T{{T}}_rate{target:g}")
+    rows = run_cells(cells, out, None, show_progress=show_progress)
+    dataset = load_config_dataset(cfg)
+    for cell, row in zip(cells, rows):
+        columns, details = measure(out / cell.path, dataset, precision)
+        write_json(out / cell.path / "energy.json", details)
+        row.update(columns)
     write_table(out, rows, list(COLUMNS) + list(EXTRA_COLUMNS))
-    layers = {c.labels["T"]: json.loads((out / c.path / "energy.json").read_text())["layers"] for c in cells}
-    plot_bench(rows, layers, out)
+    n_plain = len(Ts)  # the first cells: one per T, with the config's own loss
+    layers = {c.labels["T"]: json.loads((out / c.path / "energy.json").read_text())["layers"] for c in cells[:n_plain]}
+    plot_bench(rows[:n_plain], layers, out)
+    plot_pareto(rows, out)
     return rows
 
 
 def run(args: argparse.Namespace) -> int:
     Ts = parse_Ts(args.T)
+    rates = parse_rates(args.rate_targets) if args.rate_targets else []
     cfg = config_from_args(argparse.Namespace(**{**vars(args), "T": None}))
-    rows = run_bench(cfg, Ts, args.out, args.precision, show_progress=not args.quiet)
+    rows = run_bench(cfg, Ts, args.out, args.precision, show_progress=not args.quiet, rate_targets=rates,
+                     rate_weight=args.rate_weight)
     for row in rows:
         print(json.dumps({k: row[k] for k in COLUMNS}))
     return 0
@@ -139,5 +211,10 @@ def register(subparsers) -> None:
     parser.add_argument("--T", default="2,4,8,16,32,64", help="comma-separated time steps (default 2,4,8,16,32,64)")
     parser.add_argument("--out", required=True, help="bench directory")
     parser.add_argument("--precision", choices=sorted(CMOS_45NM), default="fp32", help="45 nm number format (default fp32)")
+    parser.add_argument("--rate-targets", dest="rate_targets", metavar="R1,R2,...",
+                        help="also train one model per T and spike budget (firing rate, e.g. 0.2,0.1,0.05) with "
+                             "the firing-rate penalty loss.rate; rows carry rate_target; writes OUT/pareto.png")
+    parser.add_argument("--rate-weight", dest="rate_weight", type=float,
+                        help=f"weight of that penalty (default: the config's loss.rate if > 0, else {DEFAULT_RATE_WEIGHT:g})")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)

@@ -107,6 +107,19 @@ def inter_class_contrastive_loss(
     return (weights * per_anchor).sum() / weights.sum()
 
 
+def rate_penalty(rate: torch.Tensor, target: float) -> torch.Tensor:
+    r"""The spike budget: :math:`\max(0, r - r^*)^2` for the mean firing rate r of the last forward
+    (:func:`neuro_erc.snn.rates.mean_firing_rate`) and the budget :math:`r^*`.
+
+    One-sided on purpose: it is a budget, not a set point. Below it the task loss alone decides
+    how much to fire (a two-sided :math:`(r - r^*)^2` would push a sparse model to fire *more*);
+    above it the pull grows with the overshoot. Squared, so it is smooth at the budget. One mean
+    over every population, not one term per layer: energy follows the total spikes, and the
+    model may spend them where they help.
+    """
+    return torch.relu(rate - target).square()
+
+
 def class_weights_from_counts(counts: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
     """Inverse-frequency class weights ``w_c = N / (K · n_c)`` (float32 ``[C]``).
 
@@ -129,7 +142,8 @@ class LossConfig:
 
     Defaults are cross-entropy alone, which is what the SpikEmo code trains with (RESEARCH §3).
     ``class_weights``: weight the CE and the contrastive anchors by the class weights passed to
-    ``total_loss``.
+    ``total_loss``. ``rate``: weight of the spike budget :func:`rate_penalty` (0 = off), whose
+    budget is ``rate_target`` (spikes per neuron per step).
     """
 
     ce: float = 1.0
@@ -141,11 +155,14 @@ class LossConfig:
     contrastive_temperature: float = 0.1
     contrastive_focal_gamma: float = 0.0
     class_weights: bool = False
+    rate: float = 0.0
+    rate_target: float = 0.05
 
     def __post_init__(self) -> None:
         weights = {"ce": self.ce, "dsc": self.dsc, "hgr": self.hgr, "contrastive": self.contrastive}
-        for key in (*weights, "dsc_alpha", "dsc_gamma", "contrastive_focal_gamma"):
+        for key in (*weights, "dsc_alpha", "dsc_gamma", "contrastive_focal_gamma", "rate"):
             check_range(key, getattr(self, key), ge=0)
+        check_range("rate_target", self.rate_target, ge=0, le=1)
         if not any(weights.values()):
             raise ConfigError(f"at least one loss weight must be > 0; got {weights}")
         check_range("contrastive_temperature", self.contrastive_temperature, gt=0)
@@ -158,13 +175,15 @@ def total_loss(
     modality_feats: dict[str, torch.Tensor] | Sequence[torch.Tensor] = (),
     fused_feats: torch.Tensor | None = None,
     class_weights: torch.Tensor | None = None,
+    firing_rate: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """``Σ_k w_k · term_k`` over the enabled terms; returns ``(loss, parts)``.
 
     ``parts`` holds each enabled term's unweighted value under its name (``ce``, ``dsc``, ``hgr``,
     ``contrastive``) and the weighted sum under ``total``. Soft-HGR uses ``modality_feats``
     (``[N, D]`` each); the contrastive term uses ``fused_feats [N, H]``. ``class_weights [C]``
-    is required when ``cfg.class_weights`` is set.
+    is required when ``cfg.class_weights`` is set; ``firing_rate`` (the model's differentiable
+    mean rate) when ``cfg.rate`` is, and its penalty is the part ``rate``.
     """
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise DataError(f"expected logits [N, C] and labels [N]; got {tuple(logits.shape)} and {tuple(labels.shape)}")
@@ -189,7 +208,12 @@ def total_loss(
         terms["contrastive"] = inter_class_contrastive_loss(
             fused_feats, labels, cfg.contrastive_temperature, cfg.contrastive_focal_gamma, weights
         )
-    cfg_weights = {"ce": cfg.ce, "dsc": cfg.dsc, "hgr": cfg.hgr, "contrastive": cfg.contrastive}
+    if cfg.rate:
+        if firing_rate is None:
+            raise ConfigError("loss.rate > 0 but the model has no spiking populations to budget "
+                              "(arch 'bigru', or model.dswa false)")
+        terms["rate"] = rate_penalty(firing_rate, cfg.rate_target)
+    cfg_weights = {"ce": cfg.ce, "dsc": cfg.dsc, "hgr": cfg.hgr, "contrastive": cfg.contrastive, "rate": cfg.rate}
     loss = sum(cfg_weights[k] * v for k, v in terms.items())
     parts = {k: float(v.detach()) for k, v in terms.items()}
     parts["total"] = float(loss.detach())

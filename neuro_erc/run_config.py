@@ -15,6 +15,7 @@ from .data.types import DialogueDataset
 from .errors import ConfigError
 from .losses import LossConfig
 from .model import ARCHS
+from .model.bigru import check_bigru_model
 from .model.spikemo import ModelConfig
 from .model.stream import check_stream_core
 
@@ -25,7 +26,7 @@ SELECTIONS = ("best_dev", "last")
 @dataclass
 class TrainConfig:
     dataset: str = "synthetic"
-    arch: str = "spikemo"  # "spikemo" (the paper's hybrid) or "stream" (causal, fully spiking: neuro_erc.model.stream)
+    arch: str = "spikemo"  # "spikemo" (the paper's hybrid), "stream" (causal, fully spiking) or "bigru" (plain baseline): neuro_erc.model
     data: str | None = None
     text_model: str = "minilm"  # meld/iemocap text features: 'minilm' or a local (fine-tuned) model directory
     variant: str | None = None  # multiemo/dialoguernn pickles: 'meld' or 'iemocap' when the path does not say
@@ -51,6 +52,8 @@ class TrainConfig:
         check_choice("arch", self.arch, ARCHS)
         if self.arch == "stream":
             check_stream_core(self.model.core)
+        if self.arch == "bigru":
+            check_bigru_model(self.model)
         if self.variant is not None:
             check_choice("variant", self.variant, VARIANTS)
         require(self.text_model != "", "text_model", "'minilm' or a model directory", self.text_model)

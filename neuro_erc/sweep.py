@@ -10,7 +10,8 @@ an error); any other cell is trained with ``resume=True``, so a killed cell cont
 
 **Variants** are config overlays (:data:`VARIANTS`) merged over the base config (``--config``
 and the training flags), then the cell's T, seed and, only where ``--arch`` is given, the config
-key ``arch``.
+key ``arch``. A variant that sets ``arch`` itself (``bigru``) is an architecture: ``--arch`` naming
+another one is refused, not applied over it.
 
 **Where cells run.** When ``ray`` can be imported, as Ray tasks: on a new local Ray instance
 sized for ``--workers K`` cells at once, or on the cluster at ``--address``. Each cell reserves
@@ -62,10 +63,13 @@ from .io import atomic_path, write_json
 from .run_config import TrainConfig, load_config_dataset
 from .train import add_train_arguments, config_from_args, train
 
+CE_ONLY = {"loss": {"dsc": 0.0, "hgr": 0.0, "contrastive": 0.0}}
 VARIANTS = {
     "spikemo": {},  # the config as given
     "no_dswa": {"model": {"dswa": False}},  # without dynamic spiking weight adaptation
-    "ce_only": {"loss": {"dsc": 0.0, "hgr": 0.0, "contrastive": 0.0}},  # cross-entropy alone
+    "ce_only": CE_ONLY,  # cross-entropy alone
+    # the plain speaker-aware BiGRU baseline (neuro_erc.model.bigru), trained as RESEARCH §2's: CE alone
+    "bigru": merge(CE_ONLY, {"arch": "bigru", "model": {"context": "bigru"}}),
 }
 DONE = "cell.json"  # written into a cell's directory once it is trained (and measured)
 LAYOUT = "{variant}/T{T}/seed{seed}"
@@ -103,6 +107,9 @@ def grid(base: dict, variants: Iterable[str], Ts: list[int] | None = None, seeds
         if seed is not None:
             overlay["seed"] = seed
         if arch is not None:
+            if VARIANTS[variant].get("arch", arch) != arch:
+                raise ConfigError(f"variant {variant!r} is arch {VARIANTS[variant]['arch']!r}; it cannot be trained as "
+                                  f"--arch {arch} (sweep it without --arch, or with --arch {VARIANTS[variant]['arch']})")
             overlay["arch"] = arch
         cfg = from_dict(TrainConfig, merge(merge(base, VARIANTS[variant]), overlay), where=f"{where} ({variant})")
         labels = {**({"arch": arch} if arch else {}), "variant": variant, "T": cfg.model.core.T, "seed": cfg.seed}

@@ -30,6 +30,7 @@ from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .evaluate import evaluate_split
 from .io import remove_stale_temps, write_json
 from .losses import class_weights_from_counts, total_loss
+from .snn.rates import mean_firing_rate
 from .model import ARCHS, build_model
 from .distributed import Processes
 from .run_config import TrainConfig, load_config_dataset
@@ -118,6 +119,7 @@ def train_epoch(model, optimizer, batches, loss_cfg, class_weights, grad_clip, p
             {m: f.reshape(-1, f.shape[-1])[real] for m, f in out.features.items()},
             fused_feats=out.hidden.reshape(-1, out.hidden.shape[-1])[real],
             class_weights=class_weights,
+            firing_rate=mean_firing_rate(model) if loss_cfg.rate else None,
         )
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"the training loss became {loss.item()} at step {n_steps + 1} of this epoch "
@@ -296,6 +298,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         model["modalities"] = [m.strip() for m in args.modalities.split(",")]
     if args.T is not None:
         model["core"] = {"T": args.T}
+    if args.arch == "bigru" and "context" not in values.get("model", {}):
+        model["context"] = "bigru"  # the baseline's one context encoder; a config naming another is refused
     if model:
         overrides["model"] = model
     return from_dict(TrainConfig, merge(values, overrides), where=args.config or "config")
@@ -305,7 +309,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, with_T: bool = True) ->
     """The flags that build a TrainConfig (``train`` and ``bench``; bench takes a list of T's)."""
     parser.add_argument("--dataset", choices=DATASETS, required=True)
     parser.add_argument("--arch", choices=ARCHS,
-                        help="spikemo (default: the paper's hybrid) or stream (causal, fully spiking; `neuro-erc stream` runs it)")
+                        help="spikemo (default: the paper's hybrid), stream (causal, fully spiking; `neuro-erc stream` runs it) "
+                             "or bigru (the plain speaker-aware BiGRU baseline, no spikes)")
     parser.add_argument("--data", help="dataset folder or file (see README)")
     parser.add_argument("--text-model", dest="text_model",
                         help="meld/iemocap text encoder: 'minilm' (default) or a model directory from `features finetune`")

@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullLocator
 
 from .cli_types import non_negative_int, positive_int
 from .data.batching import collate
 from .data.types import IGNORE_LABEL, DataError, Dialogue
 from .errors import ConfigError
+from .energy.whole import SPIKING_KINDS
 from .snn.lif import LIF
 
 
@@ -199,25 +200,32 @@ def plot_bench(rows: list[dict], layers: dict[int, list[dict]], out: str | Path)
     ax.set_title("accuracy against time steps")
     paths = [_save(fig, out / "wf1_vs_T.png")]
 
-    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
+    fig = Figure(figsize=(8.5, 4.2), layout="constrained")
     ax = fig.subplots()
     ax.plot(Ts, [r["energy_uj_45nm"] for r in rows], "o-", label="SNN, 45 nm (exact SOPs)")
     ax.plot(Ts, [r["energy_uj_45nm_convention"] for r in rows], "o--", label="SNN, 45 nm (fr·T·FLOPs)")
     ax.plot(Ts, [r["energy_uj_loihi"] for r in rows], "s-", label="SNN, Loihi")
     ann = float(np.mean([r["ann_energy_uj_45nm"] for r in rows]))
     ax.axhline(ann, color="black", linestyle=":", label=f"ANN twin, 45 nm ({ann:.3g} µJ)")
+    whole = [("energy_uj_whole_memory", "^-", "SNN, whole model + memory"),
+             ("ann_energy_uj_whole_memory", "v:", "ANN twin, whole model + memory"),
+             ("qann_energy_uj_whole_memory", "d-.", "⌈log₂(T+1)⌉-bit ANN, whole model + memory")]
+    for key, style, label in whole:
+        ax.plot(Ts, [r[key] for r in rows], style, label=label, alpha=0.85)
     ax.set_yscale("log")
+    _plain_log_axis(ax.yaxis, [v for r in rows for v in (r["energy_uj_45nm"], r["energy_uj_45nm_convention"],
+                                                          r["energy_uj_loihi"], ann, *(r[k] for k, _, _ in whole))])
     _log2_T_axis(ax, Ts)
     ax.set_ylabel("energy per utterance (µJ)")
-    ax.set_title("energy of the spiking cores against time steps")
-    ax.legend(fontsize=8)
+    ax.set_title("energy against time steps (spiking cores; whole model)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     paths.append(_save(fig, out / "energy_vs_T.png"))
 
-    names = list(dict.fromkeys(r["layer"] for T in Ts for r in layers[T] if r["kind"] == "lif"))
+    names = list(dict.fromkeys(r["layer"] for T in Ts for r in layers[T] if r["kind"] in SPIKING_KINDS))
     rates = np.full((len(names), len(Ts)), np.nan)
     for j, T in enumerate(Ts):
         for r in layers[T]:
-            if r["kind"] == "lif":
+            if r["kind"] in SPIKING_KINDS:
                 rates[names.index(r["layer"]), j] = r["firing_rate"]
     fig = Figure(figsize=(2.2 + 0.75 * len(Ts) + 0.06 * max(map(len, names), default=0), 1.2 + 0.3 * len(names)), layout="constrained")
     ax = fig.subplots()
@@ -232,6 +240,66 @@ def plot_bench(rows: list[dict], layers: dict[int, list[dict]], out: str | Path)
     fig.colorbar(im, ax=ax, label="spikes per neuron per step")
     paths.append(_save(fig, out / "firing_rates.png"))
     return paths
+
+
+def plot_pareto(rows: list[dict], out: str | Path) -> Path:
+    """``pareto.png``: dev W-F1 against whole-model energy with memory, one point per bench row
+    (T; spike budget), the non-dominated points joined, and the ANN twins' energies beside them."""
+    fig = Figure(figsize=(6.5, 4.4), layout="constrained")
+    ax = fig.subplots()
+    Ts = sorted({r["T"] for r in rows})
+    colours = {T: f"C{i}" for i, T in enumerate(Ts)}
+    for i, r in enumerate(rows):
+        budget = r.get("rate_target")
+        ax.plot(r["energy_uj_whole_memory"], r["weighted_f1"], "o" if budget is None else "s",
+                color=colours[r["T"]], markersize=7)
+        tag = f"T={r['T']}" + ("" if budget is None else f", r*={budget:g}")
+        ax.annotate(f"{tag}\nfr {r['firing_rate']:.3f}", (r["energy_uj_whole_memory"], r["weighted_f1"]),
+                    textcoords="offset points", xytext=(5, 4 - 18 * (i % 3)), fontsize=7)  # neighbours apart
+    front = pareto_front([(r["energy_uj_whole_memory"], r["weighted_f1"]) for r in rows])
+    ax.plot(*zip(*front), "-", color="grey", alpha=0.6, label="non-dominated")
+    ann = [r["ann_energy_uj_whole_memory"] for r in rows]
+    qann = [r["qann_energy_uj_whole_memory"] for r in rows]
+    ax.axvline(float(np.mean(ann)), color="black", linestyle=":", label=f"ANN twin ({np.mean(ann):.3g} µJ)")
+    for q, T in sorted({(r["qann_energy_uj_whole_memory"], r["T"]) for r in rows}):
+        ax.axvline(q, color=colours[T], linestyle="-.", alpha=0.6, linewidth=1)
+    ax.plot([], [], "-.", color="grey", label="⌈log₂(T+1)⌉-bit ANN (colour: T)")
+    for T in Ts:
+        ax.plot([], [], "o", color=colours[T], label=f"T = {T}")
+    ax.plot([], [], "s", color="grey", label="with spike budget r*")
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis, [r["energy_uj_whole_memory"] for r in rows] + ann + qann)
+    ax.yaxis.get_major_formatter().set_useOffset(False)
+    ax.margins(x=0.15, y=0.15)
+    ax.grid(alpha=0.3)
+    ax.set_xlabel("whole-model energy per utterance, memory included (µJ, 45 nm)")
+    ax.set_ylabel("dev weighted F1 (%)")
+    ax.set_title("accuracy against energy")
+    ax.legend(fontsize=7)
+    return _save(fig, Path(out) / "pareto.png")
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (energy, score) points no other point beats on both (lower energy, higher score), by energy."""
+    front, best = [], -math.inf
+    for energy_uj, score in sorted(points, key=lambda p: (p[0], -p[1])):
+        if score > best:
+            front.append((energy_uj, score))
+            best = score
+    return front
+
+
+def _plain_log_axis(axis, values: list[float]) -> None:
+    """Log-axis ticks at 1-2-5 × 10^k inside the data's range, labelled as plain numbers ("%g"):
+    a narrow range still gets several labels, and no 10^k notation."""
+    lo, hi = min(v for v in values if v > 0), max(values)
+    ticks = [m * 10.0**k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+             for m in (1, 2, 5) if lo / 1.5 <= m * 10.0**k <= hi * 1.5]
+    if len(ticks) < 3:  # under half a decade: label the ends and the middle instead
+        ticks = [lo, math.sqrt(lo * hi), hi] if hi > lo else [lo]
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FixedFormatter([f"{t:.3g}" for t in ticks]))
+    axis.set_minor_locator(NullLocator())
 
 
 def _log2_T_axis(ax, Ts: list[int]) -> None:
@@ -249,6 +317,8 @@ def run_raster(args: argparse.Namespace) -> int:
     from .checkpoint import Checkpoint
 
     ckpt = Checkpoint.load(args.checkpoint)
+    if ckpt.config.arch == "bigru":
+        raise ConfigError(f"{args.checkpoint}: a 'bigru' checkpoint, the plain non-spiking baseline: it has no spikes to draw")
     if ckpt.config.arch != "spikemo":
         raise ConfigError(f"{args.checkpoint}: plot raster draws SpikEmo's spiking cores and DSWA weights; "
                           f"this is a {ckpt.config.arch!r} checkpoint (no DSWA), which it does not draw yet")

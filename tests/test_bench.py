@@ -60,7 +60,8 @@ def test_bench_writes_contract_columns_plots_and_resumes_per_T(tiny_synthetic, b
         e_expected = (float(row["sops_per_utterance"]) * 0.9 + float(row["macs_per_utterance"]) * 4.6) * 1e-6
         assert float(row["energy_uj_45nm"]) == pytest.approx(e_expected, rel=1e-4)
     assert [r["T"] for r in json.loads((out / "results.json").read_text())] == [2, 4]
-    for name in ("wf1_vs_T.png", "energy_vs_T.png", "firing_rates.png"):
+    assert_whole_model_columns(rows)
+    for name in ("wf1_vs_T.png", "energy_vs_T.png", "firing_rates.png", "pareto.png"):
         assert (out / name).stat().st_size > 5000
     details = json.loads((out / "T2" / "energy.json").read_text())
     assert {"t.encoder.lif", "a.blocks.0.attn.kv_and"} <= {layer["layer"] for layer in details["layers"]}
@@ -85,6 +86,56 @@ def test_bench_writes_contract_columns_plots_and_resumes_per_T(tiny_synthetic, b
     assert (out / "T4" / sweep.DONE).exists()
 
 
+WHOLE = ["energy_uj_whole", "energy_uj_whole_memory", "ann_energy_uj_whole", "ann_energy_uj_whole_memory",
+         "qann_energy_uj_whole", "qann_energy_uj_whole_memory", "encoder_energy_uj"]
+
+
+def assert_whole_model_columns(rows):
+    for row in rows:
+        values = {k: float(row[k]) for k in WHOLE}
+        assert all(math.isfinite(v) and v > 0 for v in values.values())
+        # every layer and the memory term come on top of the core-only figure
+        assert float(row["energy_uj_45nm"]) < values["energy_uj_whole"] < values["energy_uj_whole_memory"]
+        assert values["ann_energy_uj_whole"] < values["ann_energy_uj_whole_memory"]
+        assert int(row["qann_bits"]) == int(row["T"]).bit_length()
+
+
+def test_bench_measures_the_stream_architecture(tiny_synthetic, bench_args, tmp_path):
+    out = tmp_path / "bench"
+    assert main(bench_args[:4] + ["2"] + bench_args[5:] + ["--arch", "stream"]) == 0
+    rows = read_rows(out / "results.csv")
+    assert [r["arch"] for r in rows] == ["stream"] and 0 < float(rows[0]["firing_rate"]) < 1
+    assert_whole_model_columns(rows)
+    assert float(rows[0]["host_macs_per_utterance"]) == 0  # the host only builds the input
+    layers = {layer["layer"]: layer for layer in json.loads((out / "T2" / "energy.json").read_text())["layers"]}
+    assert layers["t.blocks.0.attn.context"]["kind"] == "cubalif"
+    assert layers["readout.integrator"]["kind"] == "li" and layers["t.blocks.0.attn.kv_and"]["kind"] == "and"
+
+
+def test_bench_sweeps_spike_budgets_and_plots_the_pareto_front(tiny_synthetic, bench_args, tmp_path):
+    out = tmp_path / "bench"
+    args = bench_args[:4] + ["2"] + bench_args[5:] + ["--rate-targets", "0.05,0.2", "--rate-weight", "50"]
+    assert main(args) == 0
+    rows = read_rows(out / "results.csv")
+    assert [r["rate_target"] for r in rows] == ["", "0.2", "0.05"]
+    assert [float(r["rate_weight"]) for r in rows] == [0, 50, 50]
+    assert (out / "T2_rate0.05" / "best.pt").exists() and (out / "pareto.png").stat().st_size > 5000
+    assert_whole_model_columns(rows)
+
+
+def test_bench_refuses_an_architecture_without_spikes(tiny_synthetic, tmp_path, capsys):
+    config = tmp_path / "bigru.json"
+    config.write_text(json.dumps({"arch": "bigru", "model": {"context": "bigru"}}))
+    assert main(["bench", "--dataset", "synthetic", "--T", "2", "--out", str(tmp_path / "b"), "--config", str(config)]) == 2
+    assert "arch 'bigru' has no spikes to count" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["", "0.1,x", "0,0.1", "1", "0.1,0.1"])
+def test_bad_rate_target_lists_are_refused(text):
+    with pytest.raises(ValueError, match="--rate-targets"):
+        bench.parse_rates(text)
+
+
 def test_bench_refuses_a_finished_T_trained_with_another_config(tiny_synthetic, bench_args, tmp_path, capsys):
     assert main(bench_args[:4] + ["2"] + bench_args[5:]) == 0
     changed = [a if a != "1" else "2" for a in bench_args]  # --epochs 2
@@ -100,3 +151,10 @@ def test_bad_T_lists_are_refused(text):
 
 def test_parse_Ts_sorts():
     assert bench.parse_Ts("8, 2,4") == [2, 4, 8]
+
+
+def test_pareto_front_keeps_only_points_nothing_beats():
+    from neuro_erc.viz import pareto_front
+
+    points = [(10.0, 50.0), (5.0, 48.0), (20.0, 49.0), (5.0, 47.0), (30.0, 52.0)]
+    assert pareto_front(points) == [(5.0, 48.0), (10.0, 50.0), (30.0, 52.0)]

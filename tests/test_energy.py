@@ -172,3 +172,128 @@ def test_per_utterance_sums_cores_and_divides_by_their_utterances():
     per_utt = per_utterance({"t": c1, "a": c2})
     assert per_utt["spikes"] == (2 * 3 * 2) / 2  # two layers × 3 steps × 2 utterances / 2 utterances
     assert per_utt["neuron_steps"] == 2 * (2 * 3)
+
+
+# ---- whole-model counts and energy (hand-counted from layer shapes and recorded spikes) -----------
+
+from neuro_erc.config import from_dict  # noqa: E402
+from neuro_erc.data.batching import collate  # noqa: E402
+from neuro_erc.data.synthetic import make_synthetic  # noqa: E402
+from neuro_erc.energy import HostCounter, count_whole, encoder_energy, whole_energy, whole_per_utterance  # noqa: E402
+from neuro_erc.energy.constants import ENCODERS, qmac_pj, quantised_bits  # noqa: E402
+from neuro_erc.model import build_model  # noqa: E402
+from neuro_erc.run_config import TrainConfig  # noqa: E402
+from neuro_erc.snn.stateful import BoxLIF, CubaLIF  # noqa: E402
+
+PJ = 1e-6  # µJ per pJ
+MAC, AC, WORD = 4.6, 0.9, 5.0  # Horowitz 45 nm fp32; a 32-bit access of an 8 KB SRAM (10 pJ per 64 bits)
+
+
+def tiny_model(arch, dims, **model):
+    cfg = from_dict(TrainConfig, {"arch": arch, "model": {
+        "modalities": list(dims), "input_dims": dims, "n_classes": 3, "dim": 8, "classifier_hidden": 6,
+        "fusion_layers": 1, "fusion_heads": 2, "dropout": 0.0,
+        "core": {"dim": 8, "depth": 1, "mlp_ratio": 2, "T": 3, "norm_bias": 6.0}, **model}})
+    torch.manual_seed(0)
+    return build_model(cfg).eval(), cfg
+
+
+def one_dialogue(dims, L=4):
+    data = make_synthetic(seed=1, n_train=1, n_dev=1, n_test=1, dims=dims, min_len=L, max_len=L)
+    return collate(data.split("train")[:1], list(dims))
+
+
+def test_stream_whole_model_energy_is_hand_counted_from_recorded_spikes():
+    dims = {"t": 5}
+    model, cfg = tiny_model("stream", dims)
+    batch = one_dialogue(dims)
+    L, T, D, H, C, slots = 4, 3, 8, 16, 3, cfg.model.stream.max_speakers
+    spikes = {}
+    core = model.streams["t"]
+    hooks = [m.register_forward_hook(lambda mod, a, out, n=n: spikes.__setitem__(n, out.detach()))
+             for n, m in core.named_modules() if isinstance(m, (BoxLIF, CubaLIF))]
+    cores, host = count_whole(model, [batch])
+    for h in hooks:
+        h.remove()
+    s0 = spikes["encoder.lif"]
+    q, k, v, c = (spikes[f"blocks.0.attn.{p}"] for p in ("q.lif", "k.lif", "v.lif", "context"))
+    s1 = s0 + spikes["blocks.0.attn.proj.lif"]
+    fc1 = spikes["blocks.0.fc1.lif"]
+    s2 = s1 + spikes["blocks.0.fc2.lif"]
+    assert s0.sum() > 0 and (k * v).sum() > 0 and fc1.sum() > 0  # the count below is not all zeros
+    macs = L * (5 + slots + 1) * D  # the analog input layer, once per utterance
+    weight_sops = float(3 * s0.sum() * D + (k * v).sum() * D + (q * c).sum() * D + s1.sum() * H
+                        + fc1.sum() * D + s2.sum() * C)
+    ands = float((k * v).sum() + (q * c).sum())
+    updates = L * T * (D + 3 * D + 2 * D + D + H + D + C)  # enc, q/k/v, context (i and v), proj, fc1, fc2, LI
+    whole = whole_per_utterance(cores, host)
+    assert whole["macs"] == macs / L and whole["host_macs"] == 0
+    assert whole["weight_sops"] == pytest.approx(weight_sops / L)
+    assert whole["sops"] == pytest.approx((weight_sops + ands) / L)
+    assert whole["neuron_updates"] == updates / L
+    e = whole_energy(whole, T)
+    compute = MAC * macs + AC * (weight_sops + ands) + (MAC + AC) * updates
+    memory = WORD * (macs + weight_sops) + 2 * WORD * updates
+    assert e["energy_uj_whole"] == pytest.approx(compute / L * PJ)
+    assert e["energy_uj_whole_memory"] == pytest.approx((compute + memory) / L * PJ)
+    # the ANN twin: every Synapse once per utterance, the two ANDs as D multiplications each
+    ann_macs = L * ((5 + slots + 1) * D + 5 * D * D + 2 * D * H + C * D + 2 * D)
+    activations = L * (D + 3 * D + D + D + H + D + C)
+    assert whole["ann_macs"] == ann_macs / L and whole["ann_outputs"] == activations / L
+    assert e["ann_energy_uj_whole_memory"] == pytest.approx(((MAC + WORD) * ann_macs + 2 * WORD * activations) / L * PJ)
+
+
+def test_spikemo_host_parts_are_hand_counted_from_layer_shapes():
+    dims = {"t": 5, "a": 4}
+    model, cfg = tiny_model("spikemo", dims, context="bigru")
+    L, D, G, Hc, C = 4, 8, 4, 6, 3  # G: the BiGRU's hidden size (dim // 2)
+    cores, host = count_whole(model, [one_dialogue(dims, L)])
+    per_modality = (L * dims_in * D for dims_in in dims.values())
+    gru = 2 * L * 3 * G * ((D + 9) + G) + L * 2 * G * D  # both directions' gates, then the projection
+    readout = 3 * L * D  # DSWA's LayerNorm
+    attention = 4 * L * D * D + 2 * L * L * D  # q, k, v, out projections; scores and weighted sum
+    fusion = attention + 2 * 3 * L * D + 2 * L * D * 4 * D  # two Add&Norms, the FFN
+    classifier = L * 2 * D * Hc + L * Hc * C
+    host_macs = sum(per_modality) + 2 * (gru + readout + fusion) + classifier
+    whole = whole_per_utterance(cores, host)
+    assert whole["host_macs"] == pytest.approx(host_macs / L)
+    e = whole_energy(whole, cfg.model.core.T)
+    assert e["host_energy_uj_memory"] == pytest.approx(((MAC + WORD) * host_macs + 2 * WORD * whole["host_outputs"] * L) / L * PJ)
+    core_only = MAC * whole["macs"] + AC * whole["sops"] + (MAC + AC) * whole["neuron_updates"]
+    assert e["energy_uj_whole"] == pytest.approx((MAC * host_macs / L + core_only) * PJ)
+
+
+def test_host_counter_refuses_padded_batches():
+    dims = {"t": 5}
+    model, _ = tiny_model("spikemo", dims, context="none")
+    data = make_synthetic(seed=1, n_train=2, n_dev=1, n_test=1, dims=dims, min_len=2, max_len=6)
+    batch = collate(data.split("train"), ["t"])
+    assert not batch.mask.all()
+    with pytest.raises(ValueError, match="batch size 1"), HostCounter(model), torch.no_grad():
+        model(batch)
+
+
+def test_whole_energy_arithmetic_for_ann_and_quantised_ann():
+    w = {"host_macs": 100.0, "host_outputs": 10.0, "sops": 400.0, "weight_sops": 300.0, "macs": 20.0,
+         "held_macs": 20.0, "ann_macs": 220.0, "ann_outputs": 30.0, "neuron_updates": 50.0}
+    e = whole_energy(w, T=4)
+    assert quantised_bits(4) == 3 and quantised_bits(1) == 1 and quantised_bits(7) == 3 and quantised_bits(8) == 4
+    qmac = 3.1 * 3 / 32 + 0.9  # a 3-bit × 32-bit multiply (Horowitz: 3.1 pJ at 32 × 32) and an fp32 add
+    assert qmac_pj(3) == pytest.approx(qmac)
+    host = (MAC + WORD) * 100 + 2 * WORD * 10
+    assert e["ann_energy_uj_whole_memory"] == pytest.approx((host + (MAC + WORD) * 220 + 2 * WORD * 30) * PJ)
+    three_bit_access = 3 * 10 / 64
+    assert e["qann_energy_uj_whole_memory"] == pytest.approx(
+        (host + MAC * 20 + qmac * 200 + WORD * 220 + 2 * three_bit_access * 30) * PJ)
+    assert e["energy_uj_whole_memory"] == pytest.approx(
+        (host + MAC * 20 + AC * 400 + (MAC + AC) * 50 + WORD * (20 + 300) + 2 * WORD * 50) * PJ)
+
+
+def test_text_encoder_energy_from_its_shape():
+    minilm = ENCODERS["minilm"]
+    n = 13.8
+    macs = 6 * n * (4 * 384 * 384 + 2 * 384 * 1536 + 2 * n * 384)
+    e = encoder_energy(minilm, n)
+    assert e["encoder_macs_per_utterance"] == pytest.approx(macs)
+    assert e["encoder_energy_uj"] == pytest.approx(MAC * macs * PJ)
+    assert e["encoder_energy_uj_memory"] == pytest.approx((MAC + WORD) * macs * PJ)

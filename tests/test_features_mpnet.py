@@ -29,7 +29,7 @@ def mpnet_cache(tmp_path_factory):
     try:
         mpnet.part_files()
     except BackendUnavailable as err:
-        pytest.skip(f"the mpnet extra is not installed ({err})")
+        pytest.skip(f"the all-mpnet-base-v2 part packages are not installed ({err})")
     import torch
 
     cache = tmp_path_factory.mktemp("cache")

@@ -153,3 +153,60 @@ def test_bad_configs_and_inputs_are_rejected():
         total_loss(LossConfig(contrastive=1.0), logits, labels)
     with pytest.raises(DataError, match="remove padding"):
         total_loss(LossConfig(), logits, torch.full_like(labels, -100))
+
+
+# ---- the spike budget ----------------------------------------------------------------------------
+
+from neuro_erc.config import FieldError, from_dict  # noqa: E402
+from neuro_erc.data.batching import collate  # noqa: E402
+from neuro_erc.data.synthetic import make_synthetic  # noqa: E402
+from neuro_erc.errors import ConfigError  # noqa: E402
+from neuro_erc.losses import rate_penalty  # noqa: E402
+from neuro_erc.model import build_model  # noqa: E402
+from neuro_erc.run_config import TrainConfig  # noqa: E402
+from neuro_erc.snn.lif import LIF  # noqa: E402
+from neuro_erc.snn.rates import mean_firing_rate  # noqa: E402
+from neuro_erc.snn.stateful import BoxLIF, CubaLIF  # noqa: E402
+
+
+def test_rate_penalty_is_one_sided_and_squared():
+    rates = torch.tensor([0.02, 0.05, 0.25], requires_grad=True)
+    penalty = rate_penalty(rates, 0.05)
+    assert penalty.tolist() == pytest.approx([0.0, 0.0, 0.04])
+    penalty.sum().backward()
+    assert rates.grad.tolist() == pytest.approx([0.0, 0.0, 0.4])  # 2 (r − r*) above the budget only
+
+
+def test_total_loss_adds_the_weighted_rate_term_and_needs_a_rate():
+    logits, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    cfg = LossConfig(rate=10.0, rate_target=0.1)
+    loss, parts = total_loss(cfg, logits, labels, firing_rate=torch.tensor(0.3))
+    assert parts["rate"] == pytest.approx(0.04)
+    assert loss.item() == pytest.approx(parts["ce"] + 10 * 0.04, rel=1e-6)
+    with pytest.raises(ConfigError, match="no spiking populations"):
+        total_loss(cfg, logits, labels)
+    with pytest.raises(FieldError, match="rate_target"):
+        LossConfig(rate_target=1.5)
+    with pytest.raises(FieldError, match="rate"):
+        LossConfig(rate=-1.0)
+
+
+@pytest.mark.parametrize("arch", ["spikemo", "stream"])
+def test_mean_firing_rate_is_the_counted_rate_and_reaches_the_weights(arch):
+    dims = {"t": 6, "a": 4}
+    cfg = from_dict(TrainConfig, {"arch": arch, "model": {
+        "modalities": list(dims), "input_dims": dims, "n_classes": 3, "dim": 8, "classifier_hidden": 8,
+        "fusion_layers": 1, "fusion_heads": 2, "context": "none", "core": {"dim": 8, "depth": 1, "mlp_ratio": 1, "T": 3}}})
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    data = make_synthetic(seed=0, n_train=3, n_dev=1, n_test=1, dims=dims, min_len=2, max_len=5)
+    batch = collate(data.split("train"), list(dims))
+    model(batch)
+    rate = mean_firing_rate(model)
+    populations = [m for m in model.modules() if isinstance(m, (LIF, BoxLIF, CubaLIF))]
+    spikes = sum(float(m.last_spike_sum) for m in populations)
+    steps = sum(float(m.last_neuron_steps) for m in populations)
+    assert 0 < float(rate) < 1 and float(rate) == pytest.approx(spikes / steps)
+    rate.backward()
+    grads = [p.grad for name, p in model.named_parameters() if "encoder" in name and p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)

@@ -1,4 +1,4 @@
-r"""Two Lava processes the export needs, with their CPU models (Lava-style layout: processes in
+r"""Three Lava processes the export needs, with their CPU models (Lava-style layout: processes in
 ``process.py``, models in ``models.py``; Lava's compiler scans a process's folder for its
 models, so this folder holds nothing else).
 
@@ -25,6 +25,12 @@ acts only in its window, so it can live in the neuron.
   float64 sum of the ``Sparse`` outputs and ``b`` the float64 bias: for the exported weights both
   are exact and so is their sum (``neuro_erc.export.exact_sums``), so ``I`` is the real current
   rounded once — the float32 number Norse's exported network computes.
+* ``CubaLIF`` (float): NIR's CubaLIF in Norse's float32 order (``neuro_erc.export.nir_sim``),
+  per-neuron τ_syn; with ``voltage_out`` an LI (no synaptic memory, no threshold) that sends its
+  voltage — the stream export's context neurons and readout.
+* **Streams** (``carry``): a period is one utterance; units hold their state outside their
+  window and restart from rest only in the first period from ``origin``, which the host sets
+  (one scalar per process) when a new dialogue begins.
 * ``WindowedLIF``: Lava's ``LIF`` (float and bit-accurate fixed-point models unchanged) plus
   the window — Lava's ``LIFReset`` resets a whole process at one step; this resets each
   neuron at its own.

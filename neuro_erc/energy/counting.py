@@ -47,7 +47,6 @@ count: the MACs of the ANN twin (LIF → ReLU, one pass, products as real multip
 """
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from typing import Callable, Iterable
 
@@ -71,6 +70,7 @@ class LayerCount:
     macs: float = 0.0  # multiply-accumulates actually computed (analog inputs)
     held_macs: float = 0.0  # the part of ``macs`` computed once and held over the T steps
     ann_macs: float = 0.0  # the ANN twin's MACs for this layer (one pass)
+    ann_outputs: float = 0.0  # activations the ANN twin's layer writes in its pass (a LIF layer's neurons)
 
     @property
     def firing_rate(self) -> float:
@@ -247,6 +247,7 @@ class CoreCounter:
             c.spikes += float(spikes.detach().sum())
             c.neuron_steps += float(mask.sum()) * T * module.size
             c.active_neuron_steps += float(((current != 0) & mask[None, :, :, None]).sum())
+            c.ann_outputs += float(mask.sum()) * module.size
             if name in self._operands:
                 self._pending[name] = spikes.detach()
                 self._count_ready_products()
@@ -328,19 +329,3 @@ def products_of(core: nn.Module) -> list[Product]:
             raise ValueError(f"{info.name}: layer kind {info.kind!r} has no operation count; "
                              f"known: and, ssa-matmul, {', '.join(FREE_KINDS)}")
     return products
-
-
-@torch.no_grad()
-def count_model(model: nn.Module, batches: Iterable) -> dict[str, CoreCounts]:
-    """Counts of every spiking core of a SpikEmo ``model`` (``model.cores``: modality → DSWA with
-    ``.core``) over full eval-mode forward passes of ``batches``; modality → counts."""
-    if not len(model.cores):
-        raise ValueError("the model has no spiking cores (built with dswa=False): nothing to count")
-    model.eval()
-    counters = {m: CoreCounter(dswa.core, products_of(dswa.core)) for m, dswa in model.cores.items()}
-    with ExitStack() as stack:
-        for counter in counters.values():
-            stack.enter_context(counter)
-        for batch in batches:
-            model(batch)
-    return {m: counter.counts for m, counter in counters.items()}

@@ -48,13 +48,6 @@ def per_utterance(counts: Mapping[str, CoreCounts]) -> dict[str, float]:
     return out
 
 
-def firing_rate(counts: Mapping[str, CoreCounts]) -> float:
-    """All spikes over all neuron-steps of every core (real utterances only)."""
-    totals = [c.total() for c in counts.values()]
-    steps = sum(t.neuron_steps for t in totals)
-    return sum(t.spikes for t in totals) / steps if steps else 0.0
-
-
 def energy(per_utt: Mapping[str, float], T: int, precision: str = "fp32", loihi: LoihiEnergy = LOIHI) -> dict[str, float]:
     """Energy (µJ per utterance) from :func:`per_utterance` totals; see the module docstring."""
     e = cmos(precision)

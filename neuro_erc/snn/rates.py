@@ -1,0 +1,28 @@
+"""The mean firing rate of a model's last forward pass, differentiable: what the spike budget
+(``loss.rate``, :func:`neuro_erc.losses.rate_penalty`) penalises.
+
+It is the rate the bench reports (``firing_rate``): all spikes over all neuron-steps of every
+spiking population at real utterances — SpikEmo's core :class:`~neuro_erc.snn.lif.LIF` layers,
+the stream model's box LIF and CubaLIF populations; the readout's leaky integrators do not
+spike and are left out. Weighting by neuron-steps makes it proportional to the spikes, which
+is what synaptic operations and energy scale with.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .lif import LIF
+from .stateful import BoxLIF, CubaLIF
+
+
+def mean_firing_rate(model: nn.Module) -> torch.Tensor | None:
+    """Spikes / neuron-steps over ``model``'s spiking populations in its last forward (None without any)."""
+    populations = [m for m in model.modules()
+                   if isinstance(m, (LIF, BoxLIF, CubaLIF)) and m.last_spike_sum is not None]
+    if not populations:
+        return None
+    spikes = torch.stack([m.last_spike_sum for m in populations]).sum()
+    steps = torch.stack([torch.as_tensor(m.last_neuron_steps, dtype=spikes.dtype, device=spikes.device)
+                         for m in populations]).sum()
+    return spikes / steps.clamp(min=1)
