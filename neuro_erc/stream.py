@@ -18,6 +18,10 @@ Output, one line per utterance, flushed at once::
 ``latency_ms`` is the model's step (the spiking cores and readout for one utterance window,
 and the host's few tensor ops around it); ``embed_ms``, for text only, the encoder's time.
 
+``--backend lava`` runs the checkpoint's exported streaming graph as one compiled Lava network
+(float, spike-exact against Norse: docs/export.md §7): the network holds one dialogue's state,
+so one dialogue is open at a time and an utterance of another resets it (said on stderr).
+
 Each dialogue keeps its neuron state (a :class:`~neuro_erc.model.stream.StreamModel` state),
 its speakers (indices in order of first turn, as in training batches) and its utterance
 count; a new dialogue id starts from rest, and dialogues may interleave. At most
@@ -44,7 +48,7 @@ import torch
 from .cli_types import positive_int
 from .config import show
 from .data.types import DataError
-from .errors import ConfigError, ExportError
+from .errors import ConfigError
 
 TEXT_DATASETS = ("meld", "iemocap")  # their text features come from config.text_model
 _ID_TYPES = "a string or an integer"
@@ -116,15 +120,49 @@ def parse_line(line: str, dims: dict[str, int], takes_text: bool, why_no_text: s
     return utt
 
 
-class Streamer:
-    """A stream model checkpoint with the states of the open dialogues; :meth:`predict` one utterance."""
+class LavaStep:
+    """``StreamModel.step``'s signature on the model's exported streaming graph, compiled once into
+    one Lava network (:class:`~neuro_erc.export.lava_stream.StreamLava`, float: spike-exact).
 
-    def __init__(self, ckpt, device: torch.device, max_dialogues: int):
+    The network holds one dialogue's state, so the stream keeps one dialogue open
+    (``max_dialogues`` 1): an utterance of another dialogue resets the network to rest.
+    """
+
+    def __init__(self, model):
+        from .export.lava_stream import StreamLava
+        from .export.stream_graph import stream_to_nir
+
+        self.network = StreamLava(stream_to_nir(model.cpu().eval()))
+        self.owner: dict | None = None  # the neuron state (a DialogueState's) the network now holds
+
+    def __call__(self, features: dict[str, torch.Tensor], index: torch.Tensor, same: torch.Tensor, state: dict):
+        if state is not self.owner:
+            self.network.reset()
+            self.owner = state
+        logits, _ = self.network.utterance({m: x[0].cpu().numpy() for m, x in features.items()}, int(index[0]),
+                                           bool(same[0]))
+        return torch.from_numpy(logits)[None]
+
+    def close(self) -> None:
+        self.network.close()
+
+
+class Streamer:
+    """A stream model checkpoint with the states of the open dialogues; :meth:`predict` one utterance.
+
+    ``backend`` ``"norse"`` runs :meth:`StreamModel.step`; ``"lava"`` a :class:`LavaStep` (one
+    open dialogue at a time). :meth:`close` releases the backend.
+    """
+
+    def __init__(self, ckpt, device: torch.device, max_dialogues: int, backend: str = "norse"):
         cfg = ckpt.config
         if cfg.arch != "stream":
             raise ConfigError(f"{ckpt.source}: a {cfg.arch!r} checkpoint cannot stream: its context reads the whole "
                               "dialogue, later utterances included. Train a causal model with `neuro-erc train --arch stream`")
         self.model = ckpt.model(device)
+        self.step = LavaStep(self.model) if backend == "lava" else self.model.step
+        if backend == "lava":
+            device, max_dialogues = torch.device("cpu"), 1
         self.device, self.labels, self.max_dialogues = device, ckpt.labels, max_dialogues
         self.dims = dict(cfg.model.input_dims)
         self.text_model = cfg.text_model if cfg.dataset in TEXT_DATASETS and list(self.dims) == ["t"] else None
@@ -168,7 +206,7 @@ class Streamer:
         t0 = time.perf_counter()
         index = torch.tensor([state.speakers.setdefault(utt.speaker, len(state.speakers))], device=self.device)
         same = torch.tensor([state.index > 0 and state.last_speaker == utt.speaker], device=self.device)
-        logits = self.model.step({m: x.to(self.device) for m, x in features.items()}, index, same, state.neurons)
+        logits = self.step({m: x.to(self.device) for m, x in features.items()}, index, same, state.neurons)
         probabilities = torch.softmax(logits[0].double(), dim=-1).cpu()
         latency_ms = 1000 * (time.perf_counter() - t0)
         state.index, state.last_speaker = state.index + 1, utt.speaker
@@ -178,6 +216,10 @@ class Streamer:
         if embed_ms is not None:
             out["embed_ms"] = round(embed_ms, 3)
         return out
+
+    def close(self) -> None:
+        if isinstance(self.step, LavaStep):
+            self.step.close()
 
 
 def run_stream(streamer: Streamer, lines: Iterator[str], out: IO[str], err: IO[str]) -> int:
@@ -208,16 +250,13 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     ckpt = Checkpoint.load(args.checkpoint, device)
-    if args.backend == "lava":
-        raise ExportError(f"--backend lava: not available yet for this checkpoint ({args.checkpoint}): a stream model "
-                          "exports to one streaming NIR graph (`neuro-erc export nir`), but no Lava network runs it yet; "
-                          "use --backend norse")
     torch.set_num_threads(args.threads)
-    streamer = Streamer(ckpt, device, args.max_dialogues)
+    streamer = Streamer(ckpt, device, args.max_dialogues, args.backend)
     source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
     try:
         refused = run_stream(streamer, iter(source.readline, ""), sys.stdout, sys.stderr)
     finally:
+        streamer.close()
         if source is not sys.stdin:
             source.close()
     if refused:
@@ -233,7 +272,9 @@ def register(subparsers) -> None:
         "neuron state between lines.",
     )
     parser.add_argument("--checkpoint", required=True, help="a checkpoint of `train --arch stream`")
-    parser.add_argument("--backend", choices=["norse", "lava"], default="norse")
+    parser.add_argument("--backend", choices=["norse", "lava"], default="norse",
+                        help="norse (default), or lava: the exported streaming graph as one compiled Lava network "
+                             "(float, spike-exact; Python 3.10 with lava-nc; one open dialogue at a time)")
     parser.add_argument("--input", default="-", help="JSON-lines file, or - for stdin (default)")
     parser.add_argument("--max-dialogues", dest="max_dialogues", type=positive_int, default=1024,
                         help="open dialogues kept at most (default 1024); the least recently used is dropped")
