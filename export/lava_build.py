@@ -56,7 +56,7 @@ from scipy import sparse
 from neuro_erc.errors import ExportError
 from neuro_erc.io import atomic_dir
 
-from .nir_sim import _LI, _CubaLIF, metadata_value, single_input, topological_order
+from .nir_sim import CubaLIFStep, LIStep, metadata_value, single_input, topological_order
 
 RELAY_THRESHOLD = 0.5  # a relay (weight 1) passes every spike on, one step later
 LINEAR_TYPES = (nir.Conv1d, nir.Affine, nir.Linear)
@@ -311,12 +311,12 @@ def _neuron_params(node: nir.NIRNode, dt: float, size: int, spike_input: bool) -
         raise ExportError(f"a {type(node).__name__} node with non-uniform tau cannot share one decay")
     decay = np.float32(dt) * np.float32(1.0 / tau[0])  # Norse's float32 a = dt·τ⁻¹
     if isinstance(node, nir.CubaLIF):
-        ref = _CubaLIF(node, dt)
+        ref = CubaLIFStep(node, dt)
         return "cuba", float(ref.a_mem[0]), float(tau[0]), {
             "r": flat(ref.r), "v_leak": flat(ref.leak), "v_th": flat(ref.th), "v_reset": flat(ref.reset),
             "syn_decay": flat(ref.a_syn), "syn_gain": flat(ref.gain)}
     if isinstance(node, nir.LI):
-        ref = _LI(node, dt)
+        ref = LIStep(node, dt)
         return "li", float(ref.a[0]), float(tau[0]), {
             "r": flat(ref.r), "v_leak": flat(ref.leak), "v_th": np.full(size, np.inf), "v_reset": np.zeros(size),
             "syn_decay": np.ones(size), "syn_gain": np.ones(size)}

@@ -123,7 +123,9 @@ def _decay(dt: float, tau: np.ndarray) -> np.ndarray:
     return (F32(dt) * (1.0 / np.asarray(tau, dtype=F64)).astype(F32)).astype(F32)
 
 
-class _LIF:
+class LIFStep:
+    """A LIF node's membrane, advanced by :meth:`step` (module docstring)."""
+
     def __init__(self, node: nir.LIF, dt: float):
         self.a = _decay(dt, node.tau)
         self.r, self.leak = node.r.astype(F32), node.v_leak.astype(F32)
@@ -137,7 +139,9 @@ class _LIF:
         return z
 
 
-class _CubaLIF:
+class CubaLIFStep:
+    """A CubaLIF node's current and membrane, advanced by :meth:`step`; its float32 constants are what Lava's CubaLIF process uses too."""
+
     def __init__(self, node: nir.CubaLIF, dt: float):
         self.a_mem, self.a_syn = _decay(dt, node.tau_mem), _decay(dt, node.tau_syn)
         self.gain = ((dt / np.asarray(node.tau_syn, dtype=F64)).astype(F32) * np.asarray(node.w_in, dtype=F32)).astype(F32)
@@ -155,7 +159,9 @@ class _CubaLIF:
         return z
 
 
-class _LI:
+class LIStep:
+    """An LI node's membrane (its output), advanced by :meth:`step`."""
+
     def __init__(self, node: nir.LI, dt: float):
         self.a = _decay(dt, node.tau)
         self.r, self.leak = node.r.astype(F32), node.v_leak.astype(F32)
@@ -166,7 +172,9 @@ class _LI:
         return self.v
 
 
-class _Threshold:
+class ThresholdStep:
+    """A memoryless Threshold node."""
+
     def __init__(self, node: nir.Threshold, dt: float):
         self.th = node.threshold.astype(F32)
 
@@ -174,7 +182,7 @@ class _Threshold:
         return (current > self.th).astype(F32)
 
 
-_NEURONS = {nir.LIF: _LIF, nir.CubaLIF: _CubaLIF, nir.LI: _LI, nir.Threshold: _Threshold}
+_NEURONS = {nir.LIF: LIFStep, nir.CubaLIF: CubaLIFStep, nir.LI: LIStep, nir.Threshold: ThresholdStep}
 
 
 def _linear(node: nir.NIRNode, x: np.ndarray) -> np.ndarray:

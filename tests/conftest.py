@@ -25,3 +25,51 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data not found at {path} (set NEURO_ERC_SHARED_DATA to run this test)")
     return path
+
+
+STREAM_MODALITIES = ["t", "a"]
+STREAM_DIMS = {"t": 12, "a": 8}
+
+
+@pytest.fixture(scope="session")
+def stream_data():
+    """Synthetic dialogues for the stream-export tests (dev: several lengths)."""
+    from neuro_erc.data.synthetic import make_synthetic
+
+    return make_synthetic(seed=3, n_train=6, n_dev=6, n_test=1, dims={**STREAM_DIMS, "v": 8}, max_len=9)
+
+
+@pytest.fixture(scope="session")
+def stream_model(stream_data):
+    """A 2-block, 2-modality stream model (D = 16, T = 3) in eval mode, with batch-norm statistics
+    that are not the init's (3 training-mode passes)."""
+    from neuro_erc.config import from_dict
+    from neuro_erc.data.batching import collate
+    from neuro_erc.model import build_model
+    from neuro_erc.run_config import TrainConfig
+
+    torch.manual_seed(1)
+    cfg = from_dict(TrainConfig, {"arch": "stream", "model": {
+        "modalities": STREAM_MODALITIES, "input_dims": STREAM_DIMS, "n_classes": 7, "dropout": 0.1,
+        "core": {"dim": 16, "depth": 2, "mlp_ratio": 2, "T": 3}}})
+    model = build_model(cfg)
+    with torch.no_grad():
+        for _ in range(3):
+            model(collate(stream_data.split("train"), STREAM_MODALITIES))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def stream_run(tmp_path_factory) -> Path:
+    """A run directory of `train --dataset synthetic --arch stream` (1 epoch, text only, T = 2, a small core)."""
+    import json
+
+    from neuro_erc.cli import main
+
+    out = tmp_path_factory.mktemp("stream_cli_run")
+    config = out / "config_in.json"
+    config.write_text(json.dumps({"threads": 1, "model": {"core": {"dim": 32, "depth": 1, "mlp_ratio": 2}}}))
+    run = out / "run"
+    assert main(["train", "--dataset", "synthetic", "--arch", "stream", "--epochs", "1", "--T", "2", "--modalities", "t",
+                 "--config", str(config), "--out", str(run), "--quiet", "--no-tensorboard"]) == 0
+    return run

@@ -4,12 +4,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from neuro_erc.cli import main
-from neuro_erc.config import from_dict
-from neuro_erc.data.batching import collate
-from neuro_erc.data.synthetic import make_synthetic
 from neuro_erc.errors import ExportError
 from neuro_erc.export.lava_build import lava_lif_network
 from neuro_erc.export.lava_run import lava_available
@@ -17,8 +13,6 @@ from neuro_erc.export.lava_stream import StreamLava, stream_lava_parity, stream_
 from neuro_erc.export.spike_measures import SpikeTally
 from neuro_erc.export.stream_graph import StreamGraphRunner, stream_to_nir
 from neuro_erc.export.stream_parity import dialogue_turns, graph_stream
-from neuro_erc.model import build_model
-from neuro_erc.run_config import TrainConfig
 
 lava_only = pytest.mark.skipif(not lava_available(), reason="Lava (lava-nc 0.10 / lava-dl 0.6) needs Python 3.10")
 MODALITIES = ["t", "a"]
@@ -26,22 +20,13 @@ DIMS = {"t": 12, "a": 8}
 
 
 @pytest.fixture(scope="module")
-def data():
-    return make_synthetic(seed=3, n_train=6, n_dev=4, n_test=1, dims={**DIMS, "v": 8}, max_len=9)
+def data(stream_data):
+    return stream_data
 
 
 @pytest.fixture(scope="module")
-def model(data):
-    """A 2-block, 2-modality stream model with trained-looking batch-norm statistics."""
-    torch.manual_seed(1)
-    cfg = from_dict(TrainConfig, {"arch": "stream", "model": {
-        "modalities": MODALITIES, "input_dims": DIMS, "n_classes": 7, "dropout": 0.1,
-        "core": {"dim": 16, "depth": 2, "mlp_ratio": 2, "T": 3}}})
-    model = build_model(cfg)
-    with torch.no_grad():
-        for _ in range(3):
-            model(collate(data.split("train"), MODALITIES))
-    return model.eval()
+def model(stream_model):
+    return stream_model
 
 
 def test_the_plan_holds_both_cores_the_context_and_the_readout(model):
@@ -58,7 +43,7 @@ def test_the_plan_holds_both_cores_the_context_and_the_readout(model):
 def test_one_network_streams_dialogues_of_every_length_spike_for_spike(model, data):
     graph = stream_to_nir(model)
     runner = StreamGraphRunner(graph)
-    dialogues = data.split("dev")
+    dialogues = data.split("dev")[:4]
     assert len({len(d.utterances) for d in dialogues}) >= 3
     tally = SpikeTally()
     with StreamLava(graph) as lava:
@@ -83,7 +68,7 @@ def test_one_network_streams_dialogues_of_every_length_spike_for_spike(model, da
 
 @lava_only
 def test_parity_report_against_norse(model, data):
-    dialogues = data.split("dev")
+    dialogues = data.split("dev")[:4]
     report = stream_lava_parity(model, stream_to_nir(model), dialogues, [str(i) for i in range(7)], "synthetic", "dev")
     assert report["spike_mismatches"] == 0 and report["spike_jaccard"] == 1.0 and report["spike_agreement"] == 1.0
     assert report["prediction_agreement"] == 1.0 and report["firing_rate_norse"] > 0.01
@@ -93,16 +78,13 @@ def test_parity_report_against_norse(model, data):
 
 
 @lava_only
-def test_lava_run_on_a_stream_checkpoint(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert main(["train", "--dataset", "synthetic", "--arch", "stream", "--epochs", "1", "--T", "2", "--modalities", "t",
-                 "--out", str(run), "--quiet", "--no-tensorboard"]) == 0
+def test_lava_run_on_a_stream_checkpoint(stream_run, tmp_path, capsys):
     out = tmp_path / "PARITY.json"
-    assert main(["lava-run", "--checkpoint", str(run / "best.pt"), "--dataset", "synthetic", "--split", "dev",
+    assert main(["lava-run", "--checkpoint", str(stream_run / "best.pt"), "--dataset", "synthetic", "--split", "dev",
                  "--limit", "2", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["graphs_compiled"] == {"t": 1} and report["spike_mismatches"] == 0
     assert report["prediction_agreement"] == 1.0 and report["artefact"] == "checkpoint"
-    assert main(["lava-run", "--checkpoint", str(run / "best.pt"), "--dataset", "synthetic", "--split", "dev",
+    assert main(["lava-run", "--checkpoint", str(stream_run / "best.pt"), "--dataset", "synthetic", "--split", "dev",
                  "--precision", "fixed", "--out", str(tmp_path / "x.json")]) == 2
     assert "float" in capsys.readouterr().err

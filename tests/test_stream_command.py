@@ -213,12 +213,8 @@ def test_refusals(run_dir, tmp_path, capsys):
     assert rc == 2 and "does not draw yet" in capsys.readouterr().err
 
 
-def test_export_lava_refuses_the_stream_architecture_clearly(tmp_path, capsys):
+def test_export_lava_refuses_the_stream_architecture_clearly(stream_run, tmp_path, capsys):
     from neuro_erc.cli import main
 
-    run = tmp_path / "run"
-    assert main(["train", "--dataset", "synthetic", "--arch", "stream", "--epochs", "1", "--T", "2",
-                 "--modalities", "t", "--out", str(run), "--quiet", "--no-tensorboard"]) == 0
-    capsys.readouterr()
-    assert main(["export", "lava", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / "plans")]) == 2
+    assert main(["export", "lava", "--checkpoint", str(stream_run / "best.pt"), "--out", str(tmp_path / "plans")]) == 2
     assert "SpikEmo's cores only so far" in capsys.readouterr().err and not (tmp_path / "plans").exists()

@@ -9,9 +9,6 @@ import pytest
 import torch
 
 from neuro_erc.cli import main
-from neuro_erc.config import from_dict
-from neuro_erc.data.batching import collate
-from neuro_erc.data.synthetic import make_synthetic
 from neuro_erc.errors import ExportError
 from neuro_erc.export import load_graph
 from neuro_erc.export.nir_graph import listed_modalities
@@ -20,8 +17,6 @@ from neuro_erc.export.stream_parity import dialogue_turns, graph_stream, norse_s
 from neuro_erc.export.stream_graph import (
     StreamGraphRunner, load_stream_graph, model_fingerprint, save_stream_graph, stream_to_nir,
 )
-from neuro_erc.model import build_model
-from neuro_erc.run_config import TrainConfig
 
 MODALITIES = ["t", "a"]
 DIMS = {"t": 12, "a": 8}
@@ -29,22 +24,13 @@ NIR_TYPES = {nir.Input, nir.Output, nir.Affine, nir.LIF, nir.CubaLIF, nir.LI}
 
 
 @pytest.fixture(scope="module")
-def data():
-    return make_synthetic(seed=3, n_train=6, n_dev=6, n_test=1, dims={**DIMS, "v": 8}, max_len=9)
+def data(stream_data):
+    return stream_data
 
 
 @pytest.fixture(scope="module")
-def model(data):
-    """A 2-block stream model with batch-norm statistics that are not the init's (3 training passes)."""
-    torch.manual_seed(1)
-    cfg = from_dict(TrainConfig, {"arch": "stream", "model": {
-        "modalities": MODALITIES, "input_dims": DIMS, "n_classes": 7, "dropout": 0.1,
-        "core": {"dim": 16, "depth": 2, "mlp_ratio": 2, "T": 3}}})
-    model = build_model(cfg)
-    with torch.no_grad():
-        for _ in range(3):
-            model(collate(data.split("train"), MODALITIES))
-    return model.eval()
+def model(stream_model):
+    return stream_model
 
 
 @pytest.fixture(scope="module")
@@ -113,16 +99,13 @@ def test_nirtorch_with_norse_modules_reproduces_a_core_spike_for_spike(model, da
     np.testing.assert_array_equal(theirs, reference)
 
 
-def test_export_nir_on_a_stream_checkpoint_and_its_refusals(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert main(["train", "--dataset", "synthetic", "--arch", "stream", "--epochs", "1", "--T", "2", "--modalities", "t",
-                 "--out", str(run), "--quiet", "--no-tensorboard"]) == 0
+def test_export_nir_on_a_stream_checkpoint_and_its_refusals(stream_run, tmp_path, capsys):
     out = tmp_path / "m.nir"
-    assert main(["export", "nir", "--checkpoint", str(run / "best.pt"), "--out", str(out)]) == 0
+    assert main(["export", "nir", "--checkpoint", str(stream_run / "best.pt"), "--out", str(out)]) == 0
     assert "streaming" in capsys.readouterr().out
     graph = load_stream_graph(out)
     assert graph.metadata["streaming"] and graph.metadata["T"] == 2
-    assert main(["export", "nir", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / "x.nir"),
+    assert main(["export", "nir", "--checkpoint", str(stream_run / "best.pt"), "--out", str(tmp_path / "x.nir"),
                  "--modality", "t"]) == 2
     assert "drop --modality" in capsys.readouterr().err and not (tmp_path / "x.nir").exists()
     with pytest.raises(ExportError, match="not one of format 'neuro-erc.cores'"):
