@@ -41,8 +41,9 @@ def _checkpoint(checkpoint: str) -> Checkpoint:
     return ckpt
 
 
-def _cores(checkpoint: str, modality: str | None) -> tuple[dict, object, Checkpoint]:
-    ckpt = _checkpoint(checkpoint)
+def _cores(ckpt: Checkpoint, modality: str | None) -> tuple[dict, object]:
+    """The SpikEmo model of ``ckpt`` and its spiking cores (all, or ``modality``'s)."""
+    checkpoint = ckpt.source
     if ckpt.config.arch != "spikemo":
         raise ExportError(f"{checkpoint}: a {ckpt.config.arch!r} model; `export lava` and `lava-run` handle SpikEmo's "
                           "cores only so far (a stream model exports its streaming graph with `export nir` and streams "
@@ -55,7 +56,7 @@ def _cores(checkpoint: str, modality: str | None) -> tuple[dict, object, Checkpo
         if modality not in cores:
             raise ExportError(f"{checkpoint}: no core for modality {modality!r}; it has {sorted(cores)}")
         cores = {modality: cores[modality]}
-    return cores, model, ckpt
+    return cores, model
 
 
 def _budget(args, target: str) -> int:
@@ -78,7 +79,7 @@ def run_export_nir(args: argparse.Namespace) -> int:
     ckpt = _checkpoint(args.checkpoint)
     if ckpt.config.arch == "stream":
         return _export_stream_nir(args, ckpt)
-    cores, _, _ = _cores(args.checkpoint, args.modality)
+    cores, _ = _cores(ckpt, args.modality)
     graphs = {m: core_to_nir(core.cpu(), args.length, _budget(args, "nir")) for m, core in cores.items()}
     path = save_graph(graphs, args.out)
     for m, graph in graphs.items():
@@ -88,7 +89,7 @@ def run_export_nir(args: argparse.Namespace) -> int:
 
 
 def run_export_lava(args: argparse.Namespace) -> int:
-    cores, _, _ = _cores(args.checkpoint, args.modality)
+    cores, _ = _cores(_checkpoint(args.checkpoint), args.modality)
     for core in cores.values():  # refuse before writing anything
         check_fits(core_shape(core), args.length, _budget(args, "lava"), target="lava")
 
@@ -134,10 +135,10 @@ def _run_stream_lava(args: argparse.Namespace, ckpt: Checkpoint) -> dict:
     return {**report, "artefact": "nir" if args.nir else "checkpoint", "artefact_path": args.nir or args.checkpoint}
 
 
-def _run_hybrid_lava(args: argparse.Namespace) -> dict:
+def _run_hybrid_lava(args: argparse.Namespace, ckpt: Checkpoint) -> dict:
     from .parity import hybrid_parity
 
-    _, model, ckpt = _cores(args.checkpoint, None)
+    _, model = _cores(ckpt, None)
     if args.plan or args.nir:  # read (and refuse a damaged one) before the data
         kind, path = ("plan", args.plan) if args.plan else ("nir", args.nir)
         exported = ExportedCores.load(kind, path)
@@ -151,7 +152,7 @@ def _run_hybrid_lava(args: argparse.Namespace) -> dict:
 
 def run_lava(args: argparse.Namespace) -> int:
     ckpt = _checkpoint(args.checkpoint)
-    report = _run_stream_lava(args, ckpt) if ckpt.config.arch == "stream" else _run_hybrid_lava(args)
+    report = _run_stream_lava(args, ckpt) if ckpt.config.arch == "stream" else _run_hybrid_lava(args, ckpt)
     write_json(args.out, report)
     print(json.dumps({k: v for k, v in report.items() if not k.endswith("_by_node")}, indent=1))
     return 0
