@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullLocator
+from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
 from .cli_types import non_negative_int, positive_int
 from .data.batching import collate
@@ -165,9 +165,16 @@ def plot_dialogue(record: DialogueRecord, index: int, out: str | Path) -> Path:
     ax_spk.get_yticklabels()[index].set_fontweight("bold")
     ax_spk.set_title("core output per utterance and step", fontsize=10)
     colors = ["tab:red" if i == index else "tab:blue" for i in range(L)]
-    ax_w.barh(range(L), weights, color=colors)
-    ax_w.axvline(1 / L, color="gray", linestyle=":", linewidth=1)
-    ax_w.set_xlabel("DSWA weight (mean over channels)\ndotted: uniform 1/L")
+    # the weights sit near the uniform 1/L: drawn as their departure from it, they show their variation
+    relative = 100 * (L * weights - 1)
+    ax_w.barh(range(L), relative, color=colors)
+    ax_w.axvline(0, color="gray", linewidth=1)
+    for i, (w, r) in enumerate(zip(weights, relative)):
+        ax_w.annotate(f"{w:.3f}", (r, i), textcoords="offset points", xytext=(3 if r >= 0 else -3, 0),
+                      ha="left" if r >= 0 else "right", va="center", fontsize=7)
+    ax_w.margins(x=0.25)
+    ax_w.xaxis.get_major_formatter().set_useOffset(False)
+    ax_w.set_xlabel("DSWA weight against uniform 1/L (%: 100·(L·w − 1))\nmean over channels; label: w")
     ax_w.set_title("DSWA weights", fontsize=10)
     fig.suptitle(f"dialogue {record.dialogue.id} · modality {record.modality!r} · labels: true → predicted", fontsize=10)
     return _save(fig, out)
@@ -202,12 +209,14 @@ def plot_bench(rows: list[dict], layers: dict[int, list[dict]], out: str | Path)
 
     fig = Figure(figsize=(8.5, 4.2), layout="constrained")
     ax = fig.subplots()
-    ax.plot(Ts, [r["energy_uj_45nm"] for r in rows], "o-", label="SNN, 45 nm (exact SOPs)")
-    ax.plot(Ts, [r["energy_uj_45nm_convention"] for r in rows], "o--", label="SNN, 45 nm (fr·T·FLOPs)")
+    ax.plot(Ts, [r["energy_uj_45nm"] for r in rows], "o-", markersize=4, zorder=3, label="SNN, 45 nm (exact SOPs)")
+    # the convention equals the exact count when every layer's rate is exact: hollow and larger, so both show
+    ax.plot(Ts, [r["energy_uj_45nm_convention"] for r in rows], "o--", markersize=10, markerfacecolor="none",
+            label="SNN, 45 nm (fr·T·FLOPs; on the exact line where equal)")
     ax.plot(Ts, [r["energy_uj_loihi"] for r in rows], "s-", label="SNN, Loihi")
     ann = float(np.mean([r["ann_energy_uj_45nm"] for r in rows]))
-    ax.axhline(ann, color="black", linestyle=":", label=f"ANN twin, 45 nm ({ann:.3g} µJ)")
-    whole = [("energy_uj_whole_memory", "^-", "SNN, whole model + memory"),
+    ax.axhline(ann, color="black", linestyle=":", label=f"ANN twin, cores only, 45 nm ({ann:.3g} µJ)")
+    whole = [("energy_uj_whole_memory", "^-", "SNN, whole model + memory (host parts as MACs)"),
              ("ann_energy_uj_whole_memory", "v:", "ANN twin, whole model + memory"),
              ("qann_energy_uj_whole_memory", "d-.", "⌈log₂(T+1)⌉-bit ANN, whole model + memory")]
     for key, style, label in whole:
@@ -303,6 +312,11 @@ def _plain_log_axis(axis, values: list[float]) -> None:
 
 
 def _log2_T_axis(ax, Ts: list[int]) -> None:
+    """T on a log₂ axis with plain labels; a linear y axis gets no offset notation (a 0.01-point
+    difference must not read as a cliff)."""
+    formatter = ax.yaxis.get_major_formatter()
+    if isinstance(formatter, ScalarFormatter):
+        formatter.set_useOffset(False)
     ax.set_xscale("log", base=2)
     ax.set_xticks(Ts, [str(T) for T in Ts])
     ax.minorticks_off()
