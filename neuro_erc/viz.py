@@ -166,15 +166,18 @@ def plot_dialogue(record: DialogueRecord, index: int, out: str | Path) -> Path:
     ax_spk.set_title("core output per utterance and step", fontsize=10)
     colors = ["tab:red" if i == index else "tab:blue" for i in range(L)]
     # the weights sit near the uniform 1/L: drawn as their departure from it, they show their variation
-    relative = 100 * (L * weights - 1)
+    relative = np.round(100 * (L * weights.astype(np.float64) - 1), 6)  # float noise below 1e-6 % is 0
     ax_w.barh(range(L), relative, color=colors)
+    if not relative.any():
+        ax_w.set_xlim(-1, 1)
+        ax_w.text(0.5, 0.02, "all uniform", transform=ax_w.transAxes, ha="center", fontsize=8, color="gray")
     ax_w.axvline(0, color="gray", linewidth=1)
     for i, (w, r) in enumerate(zip(weights, relative)):
         ax_w.annotate(f"{w:.3f}", (r, i), textcoords="offset points", xytext=(3 if r >= 0 else -3, 0),
                       ha="left" if r >= 0 else "right", va="center", fontsize=7)
     ax_w.margins(x=0.25)
     ax_w.xaxis.get_major_formatter().set_useOffset(False)
-    ax_w.set_xlabel("DSWA weight against uniform 1/L (%: 100·(L·w − 1))\nmean over channels; label: w")
+    ax_w.set_xlabel("vs uniform 1/L: 100·(L·w − 1) %\n(w: mean over channels)")
     ax_w.set_title("DSWA weights", fontsize=10)
     fig.suptitle(f"dialogue {record.dialogue.id} · modality {record.modality!r} · labels: true → predicted", fontsize=10)
     return _save(fig, out)
