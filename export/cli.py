@@ -38,6 +38,9 @@ def _checkpoint(checkpoint: str) -> Checkpoint:
     if ckpt.config.arch == "bigru":
         raise ExportError(f"{checkpoint}: a 'bigru' model, the plain non-spiking baseline: it has no spiking cores, "
                           "so nothing to export or run on Lava")
+    if ckpt.config.ann_twin:
+        raise ExportError(f"{checkpoint}: the ANN twin of a stream model (ReLU, no spikes): nothing to export or run "
+                          "on Lava; export the spiking model it is compared with")
     return ckpt
 
 

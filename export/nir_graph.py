@@ -1,17 +1,18 @@
 r"""A trained ``SpikingCore`` → one NIR graph per dialogue length L, in the (channels, utterances) layout.
 
-The graph is read off the core's own dataflow listing (``SpikingCore.describe()``), one
-mapping per kind of step, so a new block exports as soon as it describes itself:
+The graph is read off the core's own typed dataflow listing (``SpikingCore.describe()``,
+:mod:`neuro_erc.snn.layers`), one mapping per kind of step (``_Builder.MAPPINGS``), so a new
+block exports as soon as it describes itself with kinds that have a mapping:
 
 =======================  =====================================================================
-``linear``               ``Conv1d`` kernel 1 with the exported W, b (:func:`exported_affines`)
-``lif``                  ``LIF`` with the layer's ``NeuronParams`` (:func:`~.nir_nodes.lif_node`)
-``and``                  ``Threshold`` 1.5 on the sum of the two spike inputs; an operand with one
+``layers.Linear``        ``Conv1d`` kernel 1 with the exported W, b (:func:`exported_affines`)
+``layers.LIF``           ``LIF`` with the layer's ``NeuronParams`` (:func:`~.nir_nodes.lif_node`)
+``layers.And``           ``Threshold`` 1.5 on the sum of the two spike inputs; an operand with one
                          "utterance" (the SDSA context) first goes through a broadcast ``Conv1d``
-``sum-over-utterances``  ``Conv1d`` kernel L, channel-diagonal (D, L) → (D, 1)
-``residual``             no node: the sum is a list of terms, and every reader gets an edge
+``layers.UtteranceSum``  ``Conv1d`` kernel L, channel-diagonal (D, L) → (D, 1)
+``layers.Residual``      no node: the sum is a list of terms, and every reader gets an edge
                          from each term (edges into a NIR node sum)
-``ssa-matmul``           refused: Q·Kᵀ·V needs O(L²·D²/H) AND units (see ``size_model``)
+``layers.SSAMatmul``     refused: Q·Kᵀ·V needs O(L²·D²/H) AND units (see ``size_model``)
 =======================  =====================================================================
 
 The exported weights are the eval-mode ones with batch norm folded in, and, in the layers fed
@@ -46,6 +47,7 @@ import numpy as np
 from neuro_erc.config import to_dict
 from neuro_erc.errors import ExportError
 from neuro_erc.io import atomic_path
+from neuro_erc.snn import layers
 from neuro_erc.snn.core import SpikingCore
 
 from .exact_sums import flush_subresolution
@@ -84,12 +86,13 @@ def core_shape(core: SpikingCore) -> CoreShape:
 
 
 def spike_trains_summed(core: SpikingCore) -> dict[str, int]:
-    """Layer → how many binary spike trains its output sums (the largest value it takes): 1 for a
-    spiking layer, the number of terms for a residual stream, 0 for the analog input. (A
-    ``sum-over-utterances`` counts up to L, but only a LIF reads it, through weights 1.)"""
+    """Layer → how many binary spike trains its output sums (the largest value it takes,
+    :meth:`~neuro_erc.snn.layers.LayerInfo.spike_trains`): 1 for a spiking layer, the number of
+    terms for a residual stream, 0 for the analog input. (An ``UtteranceSum`` counts up to L,
+    but only a LIF reads it, through weights 1.)"""
     trains = {INPUT: 0}
     for info in core.describe():
-        trains[info.name] = sum(trains[i] for i in info.inputs) if info.kind == "residual" else 1
+        trains[info.name] = info.spike_trains(trains)
     return trains
 
 
@@ -105,10 +108,10 @@ def exported_affines(core: SpikingCore) -> tuple[dict[str, tuple[np.ndarray, np.
     trains, folded = spike_trains_summed(core), core.folded_affines()
     affines, flushed = {}, 0
     for info in core.layers():
-        if info.kind != "linear":
+        if not isinstance(info, layers.Linear):
             continue
         weight, bias = (t.detach().cpu().numpy().astype(np.float32) for t in folded[info.name])
-        if info.input_type != "analog":
+        if info.input_type.events:
             weight, bias, n = flush_subresolution(weight, bias, trains[info.inputs[0]])
             flushed += n
         affines[info.name] = (weight, bias)
@@ -133,47 +136,65 @@ class _Builder:
         (node,) = self.terms[layer]  # an AND operand must be one binary spike train
         return node
 
-    def step(self, info) -> None:
+    def step(self, info: layers.LayerInfo) -> None:
+        mapping = self.MAPPINGS.get(type(info))
+        if mapping is None:
+            raise ExportError(f"{info.name}: no NIR mapping for a {info.kind!r} step")
+        mapping(self, info)
+
+    def _source(self, info: layers.LayerInfo) -> tuple[str, int, int]:
         source = info.inputs[0]
-        channels, length = self.shapes[source]
-        if info.kind == "linear":
-            weight, bias = self.affines[info.name]
-            self.add(info.name, pointwise_conv(weight, bias, length), [source], (weight.shape[0], length))
-        elif info.kind == "lif":
-            self.add(info.name, lif_node(info.neuron, (channels, length)), [source], (channels, length))
-        elif info.kind == "sum-over-utterances":
-            self.add(info.name, utterance_sum(channels, length), [source], (channels, 1))
-        elif info.kind == "residual":
-            self.terms[info.name] = [t for layer in info.inputs for t in self.terms[layer]]
-            self.shapes[info.name] = self.shapes[source]
-        elif info.kind == "and":
-            operands = []
-            for layer in info.inputs:
-                c, n = self.shapes[layer]
-                if n == 1 and self.L > 1:  # broadcast the (D, 1) operand over the utterances
-                    self.add(f"{info.name}.broadcast", utterance_broadcast(c, self.L), [layer], (c, self.L))
-                    layer = f"{info.name}.broadcast"
-                operands.append(self.spikes(layer))
-            shape = (channels, self.L)
-            self.nodes[info.name] = and_node(shape)
-            self.edges += [(op, info.name) for op in operands]
-            self.terms[info.name], self.shapes[info.name] = [info.name], shape
-        else:
-            raise ExportError(
-                f"{info.name}: no NIR mapping for a {info.kind!r} step"
-                + (" (SSA's Q·Kᵀ·V needs O(L²·D²/H) AND units; train with attention='sdsa' to export)"
-                   if info.kind == "ssa-matmul" else ""))
+        return (source, *self.shapes[source])
+
+    def _linear(self, info: layers.Linear) -> None:
+        source, _, length = self._source(info)
+        weight, bias = self.affines[info.name]
+        self.add(info.name, pointwise_conv(weight, bias, length), [source], (weight.shape[0], length))
+
+    def _lif(self, info: layers.LIF) -> None:
+        source, channels, length = self._source(info)
+        self.add(info.name, lif_node(info.neuron, (channels, length)), [source], (channels, length))
+
+    def _utterance_sum(self, info: layers.UtteranceSum) -> None:
+        source, channels, length = self._source(info)
+        self.add(info.name, utterance_sum(channels, length), [source], (channels, 1))
+
+    def _residual(self, info: layers.Residual) -> None:
+        self.terms[info.name] = [t for layer in info.inputs for t in self.terms[layer]]
+        self.shapes[info.name] = self.shapes[info.inputs[0]]
+
+    def _and(self, info: layers.And) -> None:
+        _, channels, _ = self._source(info)
+        operands = []
+        for layer in info.inputs:
+            c, n = self.shapes[layer]
+            if n == 1 and self.L > 1:  # broadcast the (D, 1) operand over the utterances
+                self.add(f"{info.name}.broadcast", utterance_broadcast(c, self.L), [layer], (c, self.L))
+                layer = f"{info.name}.broadcast"
+            operands.append(self.spikes(layer))
+        shape = (channels, self.L)
+        self.nodes[info.name] = and_node(shape)
+        self.edges += [(op, info.name) for op in operands]
+        self.terms[info.name], self.shapes[info.name] = [info.name], shape
+
+    def _refuse_ssa(self, info: layers.SSAMatmul) -> None:
+        raise ExportError(f"{info.name}: no NIR mapping for a {info.kind!r} step "
+                          "(SSA's Q·Kᵀ·V needs O(L²·D²/H) AND units; train with attention='sdsa' to export)")
+
+    MAPPINGS = {layers.Linear: _linear, layers.LIF: _lif, layers.UtteranceSum: _utterance_sum,
+                layers.Residual: _residual, layers.And: _and, layers.SSAMatmul: _refuse_ssa}
+    """Step kind → how it becomes NIR nodes and edges (the table of the module docstring)."""
 
     def graph(self) -> nir.NIRGraph:
         core = self.core
         self.nodes[INPUT] = nir.Input(input_type=np.array(self.shapes[INPUT]))
-        layers = core.describe()
-        for info in layers:
+        steps = core.describe()
+        for info in steps:
             self.step(info)
-        last = layers[-1].name
+        last = steps[-1].name
         self.nodes[OUTPUT] = nir.Output(output_type=np.array(self.shapes[last]))
         self.edges += [(t, OUTPUT) for t in self.terms[last]]
-        dts = {info.neuron.dt for info in layers if info.kind == "lif"}
+        dts = {info.neuron.dt for info in steps if isinstance(info, layers.LIF)}
         if len(dts) != 1:
             raise ExportError(f"all LIF layers must share one dt to export; found {sorted(dts)}")
         metadata = {"dt": float(dts.pop()), "T": int(core.cfg.T), "dialogue_length": int(self.L),

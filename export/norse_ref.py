@@ -8,8 +8,8 @@ Norse's own. A float32 ``nn.Linear`` sums in an order that BLAS chooses (by CPU 
 shape), which nothing else can reproduce bit for bit.
 
 LIF layers are recorded with forward hooks (their module names are the NIR node names); an
-``and`` step is the product of its two recorded operands (broadcast over utterances where one
-has a single "utterance"), which is exactly what the core computes. Per dialogue, spikes are
+:class:`~neuro_erc.snn.layers.And` step is the product of its two recorded operands (broadcast
+over utterances where one has a single "utterance"), which is exactly what the core computes. Per dialogue, spikes are
 cut to its real utterances and put in the graph's (channels, utterances) layout.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neuro_erc.snn import layers
 from neuro_erc.snn.blocks import SpikingLayer
 from neuro_erc.snn.core import SpikingCore
 from neuro_erc.snn.lif import LIF
@@ -65,18 +66,20 @@ def record_core(core: SpikingCore, x: torch.Tensor, mask: torch.Tensor,
     hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: spikes.__setitem__(name, out.detach()))
              for name, module in core.named_modules() if isinstance(module, LIF)]
     if currents is not None:
-        analog = {info.name: info.module for info in core.layers() if info.input_type == "analog"}
+        steps = core.layers()
+        analog = {info.name: info.module for info in steps
+                  if isinstance(info, layers.Linear) and info.input_type is layers.InputType.ANALOG}
         lead = x.shape[:2]
         hooks += [analog[info.inputs[0]].register_forward_hook(
                       lambda _m, _i, out, name=info.name: currents.__setitem__(name, out.detach().view(*lead, -1)))
-                  for info in core.layers() if info.kind == "lif" and info.inputs[0] in analog]
+                  for info in steps if isinstance(info, layers.LIF) and info.inputs[0] in analog]
     try:
         output = core(x, mask)
     finally:
         for hook in hooks:
             hook.remove()
     for info in core.describe():
-        if info.kind == "and":
+        if isinstance(info, layers.And):
             a, b = (spikes[name] for name in info.inputs)
             spikes[info.name] = a * b
     return output, spikes

@@ -19,7 +19,10 @@ Counts for one SDSA block with width D, hidden width Dh = mlp_ratio·D, dialogue
   (3·D²·L·(1 + 2b) in block b), and the MLP input likewise (Dh·D·L·(2 + 2b)).
 
 The Lava network adds delay lines (RESEARCH §6: every synapse costs one time step, so the
-shorter of two meeting paths is delayed by relay units); see ``lava_build``.
+shorter of two meeting paths is delayed by relay units); see ``lava_build``. Its hops and relay
+stages are read off the core's typed dataflow listing (:func:`spike_hops`), not hard-coded:
+they follow from which steps emit spikes and what reads them, and the listing's structure does
+not depend on the core's width, so the listing of a width-1 core of the same depth gives them.
 
 SSA (Q·Kᵀ·V over utterances) is counted, not built: with only NIR 1.0.8 nodes it needs an
 AND unit per (channel, i, j) for QKᵀ (D·L²) and per (c', c, i, j) within a head for the
@@ -29,8 +32,13 @@ the dense Affine from the QKᵀ units to the triple products alone holds D³·L�
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
 
 from neuro_erc.errors import ExportError
+from neuro_erc.snn.core import CoreConfig, SpikingCore
+from neuro_erc.snn.layers import LayerInfo
 
 ATTENTIONS = ("sdsa", "ssa")
 TARGETS = ("nir", "lava")
@@ -43,7 +51,6 @@ PARAM_BYTES = 8  # float64 neuron parameters in the NIR file (τ survives 1/τ e
 # (D=256, depth 2, L=24), 1.09 GiB for 36.3 M (L=12).
 LAVA_SYNAPSE_BYTES = 56
 LAVA_NEURON_BYTES = 2 * 12 * 8  # ~12 float64 per-neuron Vars (state, parameters, window), host copy + process copy
-STAGES_PER_BLOCK = 7  # synapse hops through one SDSA block: QKV, K∧V, C, Q∧C, O, MLP1, MLP2
 
 
 class ExportSizeError(ExportError):
@@ -120,19 +127,50 @@ def _conv_values(c_out: int, c_in: int, kernel: int) -> int:
     return c_out * c_in * kernel + c_out
 
 
+def spike_hops(steps: list[LayerInfo]) -> tuple[dict[str, int], dict[str, int]]:
+    """(spiking step → its hop, spiking step → the relay stages its readers need) on a chip
+    where every synapse costs one time step, as ``lava_build`` maps the graph.
+
+    A step that emits spikes (``emits_spikes``: LIF, AND) sits one hop after the latest spiking
+    step it reads through synapses, sums and residuals (hop 0 when it reads only the analog
+    input); a unit at hop h read by one at hop h' goes through h' − h − 1 relays, so a spiking
+    step needs as many relay stages as its latest reader.
+    """
+    sources: dict[str, set[str]] = {"input": set()}  # step -> spiking steps its output carries
+    hops: dict[str, int] = {}
+    relays: dict[str, int] = {}
+    for info in steps:
+        read = set().union(*(sources[name] for name in info.inputs))
+        if not info.emits_spikes:
+            sources[info.name] = read
+            continue
+        hops[info.name] = 1 + max((hops[src] for src in read), default=-1)
+        for src in read:
+            relays[src] = max(relays.get(src, 0), hops[info.name] - hops[src] - 1)
+        sources[info.name] = {info.name}
+    return hops, relays
+
+
+@lru_cache(maxsize=None)
+def _sdsa_hops(depth: int) -> tuple[int, int]:
+    """(latency: the deepest hop, relay stages) of an SDSA core of ``depth`` blocks, from the
+    listing of a width-1 core built on the meta device (no memory, no draw from the RNG)."""
+    with torch.device("meta"):
+        core = SpikingCore(1, CoreConfig(dim=1, heads=1, depth=depth, mlp_ratio=1, T=1, norm="none"))
+    hops, relays = spike_hops(core.describe())
+    return max(hops.values()), sum(relays.values())
+
+
 def relay_stages(depth: int) -> int:
     """Delay-line stages (each one population of D·L relay units) of an SDSA Lava network.
 
-    Block b (input at hop p = 7b) puts Q/K/V at p+1, K∧V at p+2, C at p+3, Q∧C at p+4,
-    O at p+5, MLP1 at p+6, MLP2 at p+7. A unit at hop h feeding one at hop h' goes through
-    h' − h − 1 relays; a term of the residual stream needs as many as its last reader:
-    the encoder 7·depth − 2, O of block b 7(depth−1−b), MLP2 of block b 7(depth−1−b) − 2
-    (none for the last block), and Q two per block.
+    From the listing (:func:`spike_hops`): block b (input at hop p = 7b) puts Q/K/V at p+1,
+    K∧V at p+2, C at p+3, Q∧C at p+4, O at p+5, MLP1 at p+6, MLP2 at p+7, so a term of the
+    residual stream needs as many relays as its last reader: the encoder 7·depth − 2, O of
+    block b 7(depth−1−b), MLP2 of block b 7(depth−1−b) − 2 (none for the last block), and Q
+    two per block (its reader Q∧C is three hops later).
     """
-    stages = 7 * depth - 2 + 2 * depth
-    for b in range(depth):
-        stages += 7 * (depth - 1 - b) + max(7 * (depth - 1 - b) - 2, 0)
-    return stages
+    return _sdsa_hops(depth)[1]
 
 
 def _sdsa_size(shape: CoreShape, L: int) -> GraphSize:
@@ -146,7 +184,7 @@ def _sdsa_size(shape: CoreShape, L: int) -> GraphSize:
     param_values += n * block_params
     values = weight_values + param_values
 
-    latency = STAGES_PER_BLOCK * n
+    latency = _sdsa_hops(n)[0]
     relays = relay_stages(n) * D * L
     lava_neurons = neurons + relays
     synapses = relays  # one synapse into each relay

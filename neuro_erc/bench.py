@@ -24,6 +24,17 @@ Spike-driven Transformer; neither counts SpikEmo's host parts nor memory. Whole-
 and the ⌈log₂(T+1)⌉-bit quantised ANN's ``qann_energy_uj_whole[_memory]``) count every layer;
 ``encoder_energy_uj`` is the text feature extractor, outside both models, per utterance. All
 energies are µJ per utterance.
+
+**The trained ANN twin** (``--ann-twin``, arch ``stream``): the same architecture with its
+spiking populations replaced by ReLU counterparts, one pass per utterance
+(:mod:`neuro_erc.model.ann_twin`), trained once by the same recipe into ``DIR/ann_twin/`` (it
+has no T, so every row shares it; its config says ``T`` 1 and no spike budget). Each row gets
+its dev ``ann_weighted_f1`` and ``ann_accuracy``. The ``ann_*`` energy columns are that
+network's energy: the twin's layers have exactly the shapes the counter charges the ANN for
+(every synapse once per utterance, products as D multiplications, one activation per neuron),
+so ``ann_energy_uj_whole_memory`` is the trained twin's whole-model energy with memory, and
+``energy_ratio_whole_memory_ann_over_snn`` compares the two networks whose W-F1 the row holds.
+Without ``--ann-twin`` the ``ann_*`` energies are the same count, of a twin nobody trained.
 """
 from __future__ import annotations
 
@@ -35,7 +46,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import Checkpoint
-from .config import from_dict, merge, to_dict
+from .config import merge, to_dict
 from .data.batching import iterate_batches
 from .data.types import DialogueDataset
 from .energy import (SOURCES, cmos, count_whole, encoder_energy, encoder_spec, energy, layer_table, per_utterance,
@@ -44,6 +55,7 @@ from .energy.constants import CMOS_45NM, LOIHI, MEMORY, TOKENS_PER_UTTERANCE, qu
 from .errors import ConfigError
 from .evaluate import predict
 from .io import write_json
+from .model import TWIN_ARCHS
 from .run_config import TrainConfig, load_config_dataset, resolve_device
 from .sweep import grid, parse_ints, run_cells, write_table
 from .train import add_train_arguments, config_from_args
@@ -59,11 +71,13 @@ EXTRA_COLUMNS = (
     "arch", "rate_target", "rate_weight", "energy_uj_whole", "energy_uj_whole_memory", "ann_energy_uj_whole",
     "ann_energy_uj_whole_memory", "qann_bits", "qann_energy_uj_whole", "qann_energy_uj_whole_memory",
     "energy_ratio_whole_memory_ann_over_snn", "host_macs_per_utterance", "host_energy_uj_memory",
-    "encoder_energy_uj", "encoder_energy_uj_memory",
+    "encoder_energy_uj", "encoder_energy_uj_memory", "ann_weighted_f1", "ann_accuracy",
 )
 SPLIT = "dev"
 MEASURED_ARCHS = ("spikemo", "stream")
 DEFAULT_RATE_WEIGHT = 10.0
+TWIN_CELL = "ann_twin"  # DIR/ann_twin/: the trained ANN twin, one for every T
+TWIN_OVERLAY = {"ann_twin": True, "model": {"core": {"T": 1}}, "loss": {"rate": 0.0}}  # no time steps, no spikes
 
 
 def parse_Ts(text: str) -> list[int]:
@@ -98,8 +112,9 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
     ckpt = Checkpoint.load(run_dir / "best.pt")
     ckpt.require_labels(dataset)
     cfg = ckpt.config
-    if cfg.arch not in MEASURED_ARCHS:
-        raise ConfigError(f"bench measures the spiking architectures {list(MEASURED_ARCHS)}; arch {cfg.arch!r} has none")
+    if cfg.arch not in MEASURED_ARCHS or cfg.ann_twin:
+        raise ConfigError(f"bench measures the spiking architectures {list(MEASURED_ARCHS)}; "
+                          f"{'an ANN twin' if cfg.ann_twin else f'arch {cfg.arch!r}'} has no spikes to count")
     T = cfg.model.core.T
     device = resolve_device(cfg.device)
     model = ckpt.model(device)
@@ -158,15 +173,20 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
 
 
 def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str = "fp32", show_progress: bool = True,
-              rate_targets: list[float] = (), rate_weight: float | None = None) -> list[dict]:
+              rate_targets: list[float] = (), rate_weight: float | None = None, ann_twin: bool = False) -> list[dict]:
     """Train (or reuse) one model per T (and per spike budget in ``rate_targets``) into ``out``,
-    measure each on dev, write results and plots; the rows."""
+    and with ``ann_twin`` the ANN twin once; measure each spiking model on dev, write results
+    and plots; the rows."""
     from .viz import plot_bench, plot_pareto  # matplotlib only when plotting
 
     cmos(precision)  # fail now on an unknown precision, not after training
     if cfg.arch not in MEASURED_ARCHS:  # before training every T
         raise ConfigError(f"bench measures the spiking architectures {list(MEASURED_ARCHS)}; arch {cfg.arch!r} "
                           "has no spikes to count (use `neuro-erc sweep --arch ...` for its W-F1)")
+    if cfg.ann_twin:
+        raise ConfigError("bench trains spiking models; give it the spiking config and --ann-twin to train its twin too")
+    if ann_twin and cfg.arch not in TWIN_ARCHS:
+        raise ConfigError(f"--ann-twin: the ANN twin is built for arch {' and '.join(TWIN_ARCHS)}; not for {cfg.arch!r}")
     weight = rate_weight if rate_weight is not None else (cfg.loss.rate or DEFAULT_RATE_WEIGHT)
     if rate_targets and weight <= 0:
         raise ConfigError(f"--rate-weight must be > 0 to sweep --rate-targets; got {weight}")
@@ -175,7 +195,12 @@ def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str =
     for target in rate_targets:
         budget = merge(base, {"loss": {"rate": weight, "rate_target": target}})
         cells += grid(budget, ["spikemo"], Ts, layout=f"T{{T}}_rate{target:g}")
-    rows = run_cells(cells, out, None, show_progress=show_progress)
+    twin = grid(merge(base, TWIN_OVERLAY), ["spikemo"], layout=TWIN_CELL, where="the ANN twin's config") if ann_twin else []
+    rows = run_cells(cells + twin, out, None, show_progress=show_progress)
+    if twin:
+        twin_row = rows.pop()
+        for row in rows:
+            row.update(ann_weighted_f1=twin_row["weighted_f1"], ann_accuracy=twin_row["accuracy"])
     dataset = load_config_dataset(cfg)
     for cell, row in zip(cells, rows):
         columns, details = measure(out / cell.path, dataset, precision)
@@ -194,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     rates = parse_rates(args.rate_targets) if args.rate_targets else []
     cfg = config_from_args(argparse.Namespace(**{**vars(args), "T": None}))
     rows = run_bench(cfg, Ts, args.out, args.precision, show_progress=not args.quiet, rate_targets=rates,
-                     rate_weight=args.rate_weight)
+                     rate_weight=args.rate_weight, ann_twin=args.ann_twin)
     for row in rows:
         print(json.dumps({k: row[k] for k in COLUMNS}))
     return 0
@@ -216,5 +241,9 @@ def register(subparsers) -> None:
                              "the firing-rate penalty loss.rate; rows carry rate_target; writes OUT/pareto.png")
     parser.add_argument("--rate-weight", dest="rate_weight", type=float,
                         help=f"weight of that penalty (default: the config's loss.rate if > 0, else {DEFAULT_RATE_WEIGHT:g})")
+    parser.add_argument("--ann-twin", dest="ann_twin", action="store_true",
+                        help=f"also train the ANN twin (arch {', '.join(TWIN_ARCHS)}: spiking parts as ReLUs, one pass "
+                             f"per utterance) once into OUT/{TWIN_CELL}/; every row gets its dev ann_weighted_f1, "
+                             "and the ann_* energies are that trained twin's")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)

@@ -14,7 +14,7 @@ from .data.registry import DATASETS, VARIANTS, load_dataset
 from .data.types import DialogueDataset
 from .errors import ConfigError
 from .losses import LossConfig
-from .model import ARCHS
+from .model import ARCHS, TWIN_ARCHS
 from .model.bigru import check_bigru_model
 from .model.spikemo import ModelConfig
 from .model.stream import check_stream_core
@@ -27,6 +27,7 @@ SELECTIONS = ("best_dev", "last")
 class TrainConfig:
     dataset: str = "synthetic"
     arch: str = "spikemo"  # "spikemo" (the paper's hybrid), "stream" (causal, fully spiking) or "bigru" (plain baseline): neuro_erc.model
+    ann_twin: bool = False  # the arch's ANN twin: its spiking parts as ReLU counterparts, one pass per utterance (neuro_erc.model.ann_twin)
     data: str | None = None
     text_model: str = "minilm"  # meld/iemocap text features: 'minilm' or a local (fine-tuned) model directory
     variant: str | None = None  # multiemo/dialoguernn pickles: 'meld' or 'iemocap' when the path does not say
@@ -54,6 +55,10 @@ class TrainConfig:
             check_stream_core(self.model.core)
         if self.arch == "bigru":
             check_bigru_model(self.model)
+        if self.ann_twin:
+            require(self.arch in TWIN_ARCHS, "ann_twin", f"false with arch {self.arch!r} (the ANN twin is built for "
+                    f"arch {' and '.join(map(repr, TWIN_ARCHS))})", self.ann_twin)
+            require(not self.loss.rate, "loss.rate", "0 with ann_twin (the twin has no spikes to budget)", self.loss.rate)
         if self.variant is not None:
             check_choice("variant", self.variant, VARIANTS)
         require(self.text_model != "", "text_model", "'minilm' or a model directory", self.text_model)

@@ -159,6 +159,9 @@ class Streamer:
         if cfg.arch != "stream":
             raise ConfigError(f"{ckpt.source}: a {cfg.arch!r} checkpoint cannot stream: its context reads the whole "
                               "dialogue, later utterances included. Train a causal model with `neuro-erc train --arch stream`")
+        if backend == "lava" and cfg.ann_twin:
+            raise ConfigError(f"{ckpt.source}: the ANN twin of a stream model (ReLU, no spikes) does not run on Lava; "
+                              "use --backend norse")
         self.model = ckpt.model(device)
         self.step = LavaStep(self.model) if backend == "lava" else self.model.step
         if backend == "lava":

@@ -122,6 +122,12 @@ def grid(base: dict, variants: Iterable[str], Ts: list[int] | None = None, seeds
 # ---- one cell -------------------------------------------------------------------------
 
 
+def canonical_config(values: dict) -> dict:
+    """``values`` as a complete TrainConfig in JSON form: defaults filled in (a field added since a
+    cell was finished does not make it differ) and tuples as lists (as JSON stores them)."""
+    return json.loads(json.dumps(to_dict(from_dict(TrainConfig, values))))
+
+
 def finished_row(cell: Cell, out: Path, precision: str | None) -> dict | None:
     """The row of ``cell`` if it is finished (measured with ``precision``, when given); else None.
 
@@ -131,8 +137,8 @@ def finished_row(cell: Cell, out: Path, precision: str | None) -> dict | None:
     if not done.exists():
         return None
     record = json.loads(done.read_text())
-    if record["config"] != cell.config:
-        old, new = record["config"], cell.config
+    old, new = canonical_config(record["config"]), canonical_config(cell.config)
+    if old != new:
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"{out / cell.path} holds a finished run with a different config (differs in {changed}); "
                           "use another --out or delete that folder")

@@ -3,7 +3,7 @@ bench plots (W-F1, energy and firing rates against T).
 
 ``neuro-erc plot raster`` writes two PNGs:
 
-* ``FILE.png`` — one panel per LIF layer of one modality's core (neurons × time steps, a dot
+* ``FILE.png`` — one panel per spiking layer (LIF layers and AND units) of one modality's core (neurons × time steps, a dot
   per spike) for utterance *I* of dialogue *ID*, titled with the text, the true and the
   predicted emotion. A layer wider than ``--max-neurons`` shows evenly spaced neurons (every
   k-th, said in the panel title). The SDSA context LIF has one neuron set per dialogue, not
@@ -33,6 +33,7 @@ from .data.batching import collate
 from .data.types import IGNORE_LABEL, DataError, Dialogue
 from .errors import ConfigError
 from .energy.whole import SPIKING_KINDS
+from .snn.layers import And
 from .snn.lif import LIF
 
 
@@ -41,20 +42,26 @@ from .snn.lif import LIF
 
 @dataclass
 class DialogueRecord:
-    """What one forward pass of a single dialogue left behind, for one modality's core."""
+    """What one forward pass of a single dialogue left behind, for one modality's core.
+
+    SpikEmo records ``core_output`` and ``dswa_weights``; the stream model records
+    ``probabilities`` (its readout's softmax per utterance) instead.
+    """
 
     dialogue: Dialogue
     modality: str
-    spikes: dict[str, np.ndarray]  # LIF layer name -> [T, L, D] (L = 1 for a per-dialogue layer)
-    core_output: np.ndarray  # [T, L, D] integer residual stream
-    dswa_weights: np.ndarray  # [L, D]
+    spikes: dict[str, np.ndarray]  # spiking layer name -> [T, L, D] (L = 1 for a per-dialogue layer)
     predicted: np.ndarray  # [L] label ids
     labels: list[str]
+    core_output: np.ndarray | None = None  # [T, L, D] integer residual stream
+    dswa_weights: np.ndarray | None = None  # [L, D]
+    probabilities: np.ndarray | None = None  # [L, C]
 
 
 @torch.no_grad()
 def record_dialogue(model, dialogue: Dialogue, modality: str, labels: list[str]) -> DialogueRecord:
-    """Run ``model`` on ``dialogue`` alone and keep every LIF layer's spikes of ``modality``'s core."""
+    """Run ``model`` on ``dialogue`` alone and keep every spiking layer's spikes of ``modality``'s core
+    (LIF layers, and the AND units computed from their operands)."""
     if modality not in model.cores:
         raise DataError(f"the model has no spiking core for modality {modality!r}; it has {list(model.cores)}")
     model.eval()
@@ -71,15 +78,47 @@ def record_dialogue(model, dialogue: Dialogue, modality: str, labels: list[str])
     finally:
         for handle in handles:
             handle.remove()
+    recorded = {name: s[:, :, 0].cpu().numpy() for name, s in spikes.items()}
     return DialogueRecord(
         dialogue=dialogue,
         modality=modality,
-        spikes={name: s[:, :, 0].cpu().numpy() for name, s in spikes.items()},
+        spikes=with_and_units(dswa.core.describe(), recorded),
         core_output=dswa.last_core_output[:, :, 0].cpu().numpy(),
         dswa_weights=out.dswa_weights[modality][:, 0].cpu().numpy(),
         predicted=out.logits[:, 0].argmax(-1).cpu().numpy(),
         labels=list(labels),
     )
+
+
+def with_and_units(steps, spikes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``spikes`` of the LIF layers, with every AND unit of the core's listing (``steps``) added as
+    the product of its two operands' spikes (broadcast over utterances), in the listing's order."""
+    out = {}
+    for step in steps:
+        if isinstance(step, And):
+            a, b = (spikes[name] for name in step.inputs)
+            out[step.name] = a * b
+        elif step.name in spikes:
+            out[step.name] = spikes[step.name]
+    return out
+
+
+def record_stream_dialogue(model, dialogue: Dialogue, modality: str, labels: list[str]) -> DialogueRecord:
+    """Stream ``dialogue`` through ``model``'s exported graph (spike-exact against the model,
+    docs/export.md §7) and keep every spiking node of ``modality``'s core, the AND units included."""
+    from .export.stream_graph import StreamGraphRunner, stream_to_nir
+    from .export.stream_parity import dialogue_turns, graph_stream
+
+    if modality not in model.cfg.modalities:
+        raise DataError(f"the model has no stream core for modality {modality!r}; it has {list(model.cfg.modalities)}")
+    runner = StreamGraphRunner(stream_to_nir(model.cpu().eval()))
+    logits, spikes, _ = graph_stream(runner, dialogue_turns(dialogue, model.cfg.modalities))
+    L, T = len(dialogue), runner.T
+    prefix = f"{modality}."
+    mine = {name[len(prefix):]: z.reshape(L, T, -1).transpose(1, 0, 2) for name, z in spikes.items() if name.startswith(prefix)}
+    probabilities = torch.softmax(torch.from_numpy(logits).double(), dim=-1).numpy()
+    return DialogueRecord(dialogue=dialogue, modality=modality, spikes=mine, predicted=logits.argmax(-1),
+                          labels=list(labels), probabilities=probabilities)
 
 
 def find_utterance(dialogues: list[Dialogue], dialogue_id: str, index: int, split: str) -> Dialogue:
@@ -107,7 +146,8 @@ def _neuron_subset(n: int, max_neurons: int) -> tuple[np.ndarray, str]:
     if n <= max_neurons:
         return np.arange(n), f"{n} neurons"
     step = math.ceil(n / max_neurons)
-    return np.arange(0, n, step), f"every {step}th of {n} neurons"
+    suffix = "th" if step % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(step % 10, "th")
+    return np.arange(0, n, step), f"every {step}{suffix} of {n} neurons"
 
 
 def plot_raster(record: DialogueRecord, index: int, out: str | Path, max_neurons: int = 64) -> Path:
@@ -180,6 +220,32 @@ def plot_dialogue(record: DialogueRecord, index: int, out: str | Path) -> Path:
     ax_w.set_xlabel("vs uniform 1/L: 100·(L·w − 1) %\n(w: mean over channels)")
     ax_w.set_title("DSWA weights", fontsize=10)
     fig.suptitle(f"dialogue {record.dialogue.id} · modality {record.modality!r} · labels: true → predicted", fontsize=10)
+    return _save(fig, out)
+
+
+def plot_stream_dialogue(record: DialogueRecord, index: int, out: str | Path) -> Path:
+    """Per utterance of a stream model's dialogue: its core's spikes per step (all layers), and the
+    readout's class probabilities at the window's end (what ``neuro-erc stream`` answers)."""
+    L = len(record.dialogue)
+    counts = sum(z.sum(-1) for z in record.spikes.values()).T  # [L, T]
+    fig = Figure(figsize=(12, 1.2 + 0.38 * L), layout="constrained")
+    ax_spk, ax_p = fig.subplots(1, 2, width_ratios=[2, 1.6], sharey=True)
+    im = ax_spk.imshow(counts, aspect="auto", cmap="viridis", interpolation="nearest")
+    fig.colorbar(im, ax=ax_spk, label="spikes in the core (all layers)", pad=0.01)
+    ax_spk.set_xlabel("time step within the utterance's window")
+    ax_spk.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_spk.set_ylabel("utterance")
+    ticks = [f"{i}: {_label(record.labels, u.label)} → {record.labels[record.predicted[i]]}"
+             for i, u in enumerate(record.dialogue.utterances)]
+    ax_spk.set_yticks(range(L), ticks, fontsize=8)
+    ax_spk.get_yticklabels()[index].set_fontweight("bold")
+    ax_spk.set_title("core spikes per utterance and step (state carries over)", fontsize=10)
+    im = ax_p.imshow(record.probabilities, aspect="auto", cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(im, ax=ax_p, label="probability", pad=0.01)
+    ax_p.set_xticks(range(len(record.labels)), record.labels, rotation=45, ha="right", fontsize=8)
+    ax_p.set_title("readout at the window's end", fontsize=10)
+    fig.suptitle(f"dialogue {record.dialogue.id} · stream model · modality {record.modality!r} · labels: true → predicted",
+                 fontsize=10)
     return _save(fig, out)
 
 
@@ -336,17 +402,18 @@ def run_raster(args: argparse.Namespace) -> int:
     ckpt = Checkpoint.load(args.checkpoint)
     if ckpt.config.arch == "bigru":
         raise ConfigError(f"{args.checkpoint}: a 'bigru' checkpoint, the plain non-spiking baseline: it has no spikes to draw")
-    if ckpt.config.arch != "spikemo":
-        raise ConfigError(f"{args.checkpoint}: plot raster draws SpikEmo's spiking cores and DSWA weights; "
-                          f"this is a {ckpt.config.arch!r} checkpoint (no DSWA), which it does not draw yet")
+    if ckpt.config.ann_twin:
+        raise ConfigError(f"{args.checkpoint}: the ANN twin of a stream model (ReLU, no spikes): it has no spikes to draw")
+    stream = ckpt.config.arch == "stream"
     model = ckpt.model()
     dataset = ckpt.dataset(args.dataset, args.data)
     dialogue = find_utterance(dataset.split(args.split), args.dialogue, args.utterance, args.split)
     modality = args.modality or model.cfg.modalities[0]
-    record = record_dialogue(model, dialogue, modality, ckpt.labels)
+    record = (record_stream_dialogue if stream else record_dialogue)(model, dialogue, modality, ckpt.labels)
     out = Path(args.out)
     raster = plot_raster(record, args.utterance, out, args.max_neurons)
-    overview = plot_dialogue(record, args.utterance, out.with_name(f"{out.stem}_dialogue{out.suffix or '.png'}"))
+    overview = (plot_stream_dialogue if stream else plot_dialogue)(
+        record, args.utterance, out.with_name(f"{out.stem}_dialogue{out.suffix or '.png'}"))
     print(f"wrote {raster} and {overview}")
     return 0
 
@@ -358,8 +425,9 @@ def register(subparsers) -> None:
     kinds = plot.add_subparsers(dest="plot_kind", required=True, metavar="KIND")
     raster = kinds.add_parser(
         "raster", help="spike raster of every core layer for one utterance, plus a per-dialogue overview",
-        description="Writes FILE.png (one panel per LIF layer: neurons × time for the utterance) and "
-        "FILE_dialogue.png (core output per utterance and step, and the DSWA weights).",
+        description="Writes FILE.png (one panel per spiking layer: neurons × time for the utterance) and "
+        "FILE_dialogue.png (core output per utterance and step, and the DSWA weights; for a stream model, its "
+        "core's spikes per utterance and step and the readout's class probabilities).",
     )
     raster.add_argument("--checkpoint", required=True)
     raster.add_argument("--dataset", choices=DATASETS, required=True)

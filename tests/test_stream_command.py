@@ -181,6 +181,22 @@ def test_the_lava_backend_answers_as_norse_does(run_dir, tmp_path, capsys):
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
 
 
+def test_a_stream_checkpoint_draws_its_rasters(run_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(run_config, "load_dataset", lambda *a, **kw: tiny_data())
+    dialogue = tiny_data().split("dev")[0]
+    out = tmp_path / "r.png"
+    assert main(["plot", "raster", "--checkpoint", str(run_dir / "best.pt"), "--dataset", "synthetic",
+                 "--dialogue", dialogue.id, "--utterance", "1", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0 and (tmp_path / "r_dialogue.png").stat().st_size > 0
+    from neuro_erc.viz import record_stream_dialogue
+
+    record = record_stream_dialogue(Checkpoint.load(run_dir / "best.pt").model(), dialogue, "t", ["x"] * 7)
+    T = Checkpoint.load(run_dir / "best.pt").config.model.core.T
+    assert {"encoder.lif", "blocks.0.attn.kv", "blocks.0.attn.qc", "blocks.0.attn.context"} <= set(record.spikes)
+    assert all(z.shape[:2] == (T, len(dialogue)) for z in record.spikes.values())  # [T, L, N], the AND units included
+    assert record.probabilities.shape == (len(dialogue), 7)
+
+
 def test_text_lines_are_embedded_with_the_checkpoints_encoder(tmp_path, capsys, monkeypatch):
     cfg = from_dict(TrainConfig, {"dataset": "meld", "arch": "stream", "model": {
         "modalities": ["t"], "input_dims": {"t": 6}, "n_classes": 7, "core": {"dim": 8, "depth": 1, "T": 2}}})
@@ -208,9 +224,6 @@ def test_refusals(run_dir, tmp_path, capsys):
     Checkpoint(cfg, labels, SpikEmo(cfg.model).state_dict(), 0, 1.0, 0).save(tmp_path / "spikemo.pt")
     rc, _, err = stream(["--checkpoint", str(tmp_path / "spikemo.pt")], [], tmp_path, capsys)
     assert rc == 2 and "cannot stream" in err and "--arch stream" in err
-    rc = main(["plot", "raster", "--checkpoint", str(run_dir / "best.pt"), "--dataset", "synthetic", "--dialogue", "0",
-               "--utterance", "0", "--out", str(tmp_path / "r.png")])
-    assert rc == 2 and "does not draw yet" in capsys.readouterr().err
 
 
 def test_export_lava_refuses_the_stream_architecture_clearly(stream_run, tmp_path, capsys):

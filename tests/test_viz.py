@@ -66,7 +66,11 @@ def test_record_dialogue_keeps_every_lif_layer_per_utterance(checkpoint):
     record = record_dialogue(model, dialogue, "t", ckpt.labels)
     L = len(dialogue)
     core = model.cores["t"].core
-    assert list(record.spikes) == [i.name for i in core.layers() if i.kind == "lif"]
+    assert list(record.spikes) == [i.name for i in core.describe() if i.kind in ("lif", "and")]
+    spikes = record.spikes  # the AND units are their operands' product: qc broadcasts the per-dialogue context
+    np.testing.assert_array_equal(spikes["blocks.0.attn.kv_and"], spikes["blocks.0.attn.k.lif"] * spikes["blocks.0.attn.v.lif"])
+    np.testing.assert_array_equal(spikes["blocks.0.attn.qc_and"], spikes["blocks.0.attn.q.lif"] * spikes["blocks.0.attn.context_lif"])
+    assert spikes["blocks.0.attn.qc_and"].shape == (3, L, 16)
     assert record.spikes["encoder.lif"].shape == (3, L, 16)
     assert record.spikes["blocks.0.attn.context_lif"].shape == (3, 1, 16)  # one context per dialogue
     assert record.spikes["blocks.0.mlp.fc1.lif"].shape == (3, L, 32)
@@ -78,5 +82,6 @@ def test_record_dialogue_keeps_every_lif_layer_per_utterance(checkpoint):
 def test_neuron_subset_says_what_it_shows():
     keep, text = _neuron_subset(1024, 64)
     assert (len(keep), keep[1], text) == (64, 16, "every 16th of 1024 neurons")
+    assert _neuron_subset(128, 64)[1] == "every 2nd of 128 neurons" and _neuron_subset(704, 64)[1] == "every 11th of 704 neurons"
     assert _neuron_subset(16, 64)[1] == "16 neurons"
 

@@ -8,13 +8,15 @@ with; padding is excluded from every count and every rate). Per layer:
   :math:`N \cdot T \cdot U` (``U`` real utterances), *active* neuron-steps (input current
   :math:`\ne 0`, used for Loihi's active/inactive update energy), firing rate = spikes /
   neuron-steps.
-* **Linear fed by events** (input integer-valued and :math:`\ge 0`: spikes, or sums of spikes
-  after a residual): synaptic operations :math:`\mathrm{SOP} = \sum x \cdot F_{out}`. An
-  input of value *k* is charged *k* accumulates per fan-out, not one: on binary-spike
-  hardware it arrives as *k* spikes, and :math:`W(x_1 + x_2) = Wx_1 + Wx_2` makes the
-  residual addition itself free (the synapses do the summing), so it is counted nowhere
-  else. Bias: a constant current folded into the neuron update, not charged.
-* **Linear fed by analog values** (anything else, e.g. the encoder on the core's input):
+* **Linear fed by events** (``spikes``, or ``counts``: sums of spikes after a residual; what a
+  Linear is fed is the :class:`~neuro_erc.snn.layers.InputType` the core's listing declares,
+  and values that contradict it are an error): synaptic operations
+  :math:`\mathrm{SOP} = \sum x \cdot F_{out}`. An input of value *k* is charged *k*
+  accumulates per fan-out, not one: on binary-spike hardware it arrives as *k* spikes, and
+  :math:`W(x_1 + x_2) = Wx_1 + Wx_2` makes the residual addition itself free (the synapses
+  do the summing), so it is counted nowhere else. Bias: a constant current folded into the
+  neuron update, not charged.
+* **Linear fed by analog values** (declared ``analog``: the encoder on the core's input):
   MACs actually computed, :math:`F_{in} F_{out}` per real position it is applied at. The
   encoder is called once on [L, B, D_in] (its current is held constant over T), so it is
   charged once; the alternative convention (first layer recomputed every step) would be
@@ -53,6 +55,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from ..snn import layers
+from ..snn.layers import InputType
 from ..snn.lif import LIF
 
 
@@ -151,6 +155,14 @@ def _is_events(x: torch.Tensor) -> bool:
     return bool((x >= 0).all() and torch.equal(x, torch.round(x)))
 
 
+def declared_input_types(core: nn.Module) -> dict[str, InputType]:
+    """Linear name → the input type ``core.describe()`` declares for it (none for a module
+    without a dataflow listing)."""
+    describe = getattr(core, "describe", None)
+    return {} if describe is None else {info.name: info.input_type for info in describe()
+                                         if isinstance(info, layers.Linear)}
+
+
 @dataclass
 class CoreCounts:
     """Counts of one core: layers in the order they first ran, and the real utterances seen."""
@@ -174,12 +186,16 @@ class CoreCounter:
     """Context manager: while open, every forward call of ``core`` adds to ``self.counts``.
 
     ``core`` must be called as ``core(x, mask, ...)`` (or ``mask=`` keyword) with ``mask``
-    [L, B] True at real utterances; ``products`` lists its spike×spike products.
+    [L, B] True at real utterances; ``products`` lists its spike×spike products. Whether a
+    Linear is fed events or analog values is what the core's listing declares
+    (:func:`declared_input_types`); a Linear outside any listing (a module without
+    ``describe()``, such as a test double) is judged by its values.
     """
 
     def __init__(self, core: nn.Module, products: Iterable[Product] = ()):
         self.core = core
         self.products = list(products)
+        self.input_types = declared_input_types(core)
         self.counts = CoreCounts()
         self._modules = dict(core.named_modules())
         for p in self.products:
@@ -280,7 +296,7 @@ class CoreCounter:
             c = self.counts.layer(name, "linear")
             flops = module.in_features * module.out_features * positions / steps  # one pass
             c.ann_macs += flops
-            if _is_events(x):
+            if self._fed_events(name, x):
                 units = float((x * self._mask[..., None]).sum())
                 fr = units / (module.in_features * positions)  # input spikes per input per step
                 c.sops += units * module.out_features
@@ -291,6 +307,14 @@ class CoreCounter:
                     c.held_macs += module.in_features * module.out_features * positions
 
         return hook
+
+    def _fed_events(self, name: str, x: torch.Tensor) -> bool:
+        declared = self.input_types.get(name)
+        if declared is None:
+            return _is_events(x)
+        if declared.events and not _is_events(x):
+            raise ValueError(f"{name}: declared {declared.value!r} input, but fed values that are not non-negative integers")
+        return declared.events
 
     def _layernorm_hook(self, name: str):
         def hook(module: nn.LayerNorm, args, out) -> None:
@@ -305,27 +329,43 @@ class CoreCounter:
         return hook
 
 
-FREE_KINDS = ("linear", "lif", "sum-over-utterances", "residual")
-"""``describe()`` kinds with no product to count here: Linears and LIFs are hooked; the sum of
-K ⊙ V over utterances is charged in its ``and``; a residual sum is absorbed by the next
-Linear's unit count (module docstring)."""
+def _and_products(info: layers.And) -> list[Product]:
+    return [Product(info.name, "and", tuple(info.inputs))]
+
+
+def _ssa_products(info: layers.SSAMatmul) -> list[Product]:
+    q, k, v = info.inputs
+    return [Product(f"{info.name}.qk", "ssa_qk", (q, k), info.heads),
+            Product(f"{info.name}.av", "ssa_av", (v, q, k), info.heads)]
+
+
+def _no_products(info: layers.LayerInfo) -> list[Product]:
+    return []
+
+
+PRODUCTS: dict[type[layers.LayerInfo], Callable[[layers.LayerInfo], list[Product]]] = {
+    layers.And: _and_products,
+    layers.SSAMatmul: _ssa_products,
+    layers.Linear: _no_products,  # counted by its module's hook
+    layers.LIF: _no_products,  # counted by its module's hook
+    layers.UtteranceSum: _no_products,  # charged in its And: each firing AND accumulates into the sum
+    layers.Residual: _no_products,  # absorbed by the next Linear's unit count (module docstring)
+}
+"""Step kind of ``describe()`` → the spike×spike products it holds."""
 
 
 def products_of(core: nn.Module) -> list[Product]:
     """The spike×spike products in ``core.describe()`` (a :class:`neuro_erc.snn.core.SpikingCore`).
 
-    An ``and`` entry is one product of its two LIF inputs; an ``ssa-matmul`` (inputs q, k, v)
-    is two: ``Q·Kᵀ`` and ``(Q·Kᵀ)·V``, with the heads of the attention module that holds it.
+    An :class:`~neuro_erc.snn.layers.And` step is one product of its two LIF inputs; an
+    :class:`~neuro_erc.snn.layers.SSAMatmul` (inputs q, k, v) is two: ``Q·Kᵀ`` and
+    ``(Q·Kᵀ)·V``, split in its heads (:data:`PRODUCTS`).
     """
     products = []
     for info in core.describe():
-        if info.kind == "and":
-            products.append(Product(info.name, "and", tuple(info.inputs)))
-        elif info.kind == "ssa-matmul":
-            q, k, v = info.inputs
-            heads = core.get_submodule(info.name.rsplit(".", 1)[0]).heads
-            products += [Product(f"{info.name}.qk", "ssa_qk", (q, k), heads), Product(f"{info.name}.av", "ssa_av", (v, q, k), heads)]
-        elif info.kind not in FREE_KINDS:
+        of = PRODUCTS.get(type(info))
+        if of is None:
             raise ValueError(f"{info.name}: layer kind {info.kind!r} has no operation count; "
-                             f"known: and, ssa-matmul, {', '.join(FREE_KINDS)}")
+                             f"known: {', '.join(kind.kind for kind in PRODUCTS)}")
+        products += of(info)
     return products

@@ -34,7 +34,9 @@ a layer writes and the next reads (host layers; the ANN twin's ReLU layers, one 
 utterance), b = ⌈log₂(T+1)⌉, E_b a b-bit access, and MAC_in the input layer's MACs (its input is
 the host's full-precision features, so only the layers after it see b-bit activations). The ANN twin is the same model with its
 spiking populations replaced by ReLU layers run once (``ann_macs`` of the counters); its host
-parts are the SNN's. The quantised ANN keeps the host in the SNN's format and quantises what
+parts are the SNN's. The stream model's twin is a trained network (:mod:`neuro_erc.model.ann_twin`,
+``bench --ann-twin``) whose layers have exactly these shapes; its two leaky averages (context
+and readout state, O(D) elementwise updates per utterance) are not charged. The quantised ANN keeps the host in the SNN's format and quantises what
 was spiking. Accumulating a synaptic event into its neuron's input is taken to happen in the
 neuron's state (charged in its update), not as a separate memory access: a lower bound.
 """
@@ -48,7 +50,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..model.context import _DialogueRNNPass
-from ..snn.stateful import BoxLIF, CubaLIF, LeakyIntegrator
+from ..snn.stateful import BoxLIF, CubaLIF
 from .constants import MEMORY, PJ_PER_UJ, MemoryEnergy, cmos, qmac_pj, quantised_bits
 from .counting import PRODUCT_KINDS, CoreCounter, CoreCounts, _is_events, products_of
 

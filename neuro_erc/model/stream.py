@@ -255,7 +255,31 @@ class StreamOutput:
     hidden: torch.Tensor  # [L, B, M·D]: those, concatenated (the contrastive loss)
 
 
-class StreamModel(nn.Module):
+class CausalDialogueModel(nn.Module):
+    """What the stream model and its ANN twin (:mod:`.ann_twin`) share: ``forward(batch)`` runs
+    whole dialogues from rest and ``step(...)`` one utterance from a state, both through
+    ``run(features, codes, real, state)``, which each defines. ``slots``: speaker-code slots."""
+
+    slots: int
+
+    def run(self, features: dict[str, torch.Tensor], codes: torch.Tensor, real: torch.Tensor,
+            state: dict | None) -> StreamOutput:
+        raise NotImplementedError
+
+    def forward(self, batch: Batch, state: dict | None = None) -> StreamOutput:
+        codes = dialogue_speaker_codes(batch.speakers, batch.mask, self.slots)
+        return self.run(batch.features, codes, batch.mask, state)
+
+    def step(self, features: dict[str, torch.Tensor], index: torch.Tensor, same: torch.Tensor,
+             state: dict) -> torch.Tensor:
+        """One utterance of B dialogues: features ``m -> [B, D_m]``, speaker indices and
+        same-speaker flags [B] → logits [B, C]; ``state`` advances by one utterance."""
+        codes = speaker_code(index, same, self.slots)[None]
+        real = torch.ones(codes.shape[:2], dtype=torch.bool, device=codes.device)
+        return self.run({m: x[None] for m, x in features.items()}, codes, real, state).logits[0]
+
+
+class StreamModel(CausalDialogueModel):
     """``forward(batch)``: whole dialogues from rest; ``step(...)``: one utterance window from a state.
 
     A state is a dict mapping each population to its Norse state (``{}``: at rest); ``step``
@@ -290,18 +314,6 @@ class StreamModel(nn.Module):
         u = self.integrator(current, real_steps, state)
         logits = u.view(U, T, B, -1)[:, -1]
         return StreamOutput(logits, feats, torch.cat([feats[m] for m in self.cfg.modalities], dim=-1))
-
-    def forward(self, batch: Batch, state: dict | None = None) -> StreamOutput:
-        codes = dialogue_speaker_codes(batch.speakers, batch.mask, self.slots)
-        return self.run(batch.features, codes, batch.mask, state)
-
-    def step(self, features: dict[str, torch.Tensor], index: torch.Tensor, same: torch.Tensor,
-             state: dict) -> torch.Tensor:
-        """One utterance of B dialogues: features ``m -> [B, D_m]``, speaker indices and
-        same-speaker flags [B] → logits [B, C]; ``state`` advances by one window."""
-        codes = speaker_code(index, same, self.slots)[None]
-        real = torch.ones(codes.shape[:2], dtype=torch.bool, device=codes.device)
-        return self.run({m: x[None] for m, x in features.items()}, codes, real, state).logits[0]
 
     def firing_rates(self) -> dict[str, float]:
         """Per-population firing rates of the last forward or step, keyed ``<modality>.<layer>``."""

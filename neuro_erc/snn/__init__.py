@@ -2,9 +2,10 @@
 
 ``NeuronParams`` (neuron.py) is the one source of truth for neuron parameters.
 """
-from .blocks import LayerInfo, MaskedBatchNorm1d, fold_batchnorm
+from .blocks import MaskedBatchNorm1d, fold_batchnorm
 from .core import CoreConfig, SpikingCore
 from .dswa import DSWA
+from .layers import LayerInfo
 from .lif import LIF, box_lif_sequence
 from .neuron import NeuronParams
 

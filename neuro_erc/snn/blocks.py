@@ -21,42 +21,16 @@ Attention over the utterances of a dialogue, per time step:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from . import layers
+from .layers import InputType, LayerInfo
 from .lif import LIF
 from .neuron import NeuronParams
 
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One step of the core's dataflow, in execution order (see ``SpikingCore.describe``).
-
-    Fields:
-        name: the module path for ``linear``/``lif`` (what ``named_modules`` and hooks see);
-            a dotted pseudo-name for the rest.
-        kind: ``linear`` | ``lif`` | ``and`` (product of binary spikes, broadcast over
-            utterances where one operand has L = 1) | ``sum-over-utterances`` | ``residual``
-            (elementwise sum) | ``ssa-matmul`` (``scale·(Q Kᵀ) V`` per head; SSA only).
-        fan_in, fan_out: channels in and out; for a ``linear`` these are its fan-in (synapses
-            per output neuron) and fan-out (synapses per input channel).
-        inputs: names of the layers feeding this one (``"input"`` is the core's analog input).
-        input_type: what a ``linear`` receives: ``analog`` (applied once, constant over T),
-            ``spikes`` (binary) or ``counts`` (the integer residual stream); ``""`` otherwise.
-        neuron: the neuron parameters of a ``lif`` (``None`` otherwise).
-        module: the module itself for ``linear``/``lif`` (``None`` otherwise).
-    """
-
-    name: str
-    kind: str
-    fan_in: int
-    fan_out: int
-    inputs: tuple[str, ...]
-    input_type: str = ""
-    neuron: NeuronParams | None = None
-    module: nn.Module | None = field(default=None, repr=False, compare=False)
 
 _CHUNK = 1 << 20  # elements per chunk of a row-wise pass: small temporaries are reused by malloc
 
@@ -222,19 +196,19 @@ class SpikingLayer(nn.Module):
         raise ValueError(f"{type(self.norm).__name__} normalises each position by its own statistics: "
                          "it does not fold into a Linear (use norm='batch' or 'none' for export)")
 
-    def describe(self, prefix: str, source: str, input_type: str) -> list[LayerInfo]:
+    def describe(self, prefix: str, source: str, input_type: InputType) -> list[LayerInfo]:
         lin, lif = self.linear, self.lif
         return [
-            LayerInfo(f"{prefix}.linear", "linear", lin.in_features, lin.out_features, (source,), input_type, module=lin),
+            layers.Linear(f"{prefix}.linear", (source,), lin.in_features, lin.out_features, input_type, module=lin),
             _lif_info(f"{prefix}.lif", lif, f"{prefix}.linear"),
         ]
 
 
-def _lif_info(name: str, lif: LIF, source: str) -> LayerInfo:
-    return LayerInfo(name, "lif", lif.size, lif.size, (source,), neuron=lif.params, module=lif)
+def _lif_info(name: str, lif: LIF, source: str) -> layers.LIF:
+    return layers.LIF(name, (source,), lif.size, lif.params, module=lif)
 
 
-def _describe_qkv(attn: nn.Module, prefix: str, source: str, input_type: str) -> list[LayerInfo]:
+def _describe_qkv(attn: nn.Module, prefix: str, source: str, input_type: InputType) -> list[LayerInfo]:
     return [info for n in ("q", "k", "v") for info in getattr(attn, n).describe(f"{prefix}.{n}", source, input_type)]
 
 
@@ -264,13 +238,13 @@ class SSAttention(nn.Module):
         y = y.permute(0, 3, 1, 2, 4).reshape(T, L, B, H * dh) * self.scale
         return self.proj(self.attn_lif(y, mask), mask)
 
-    def describe(self, prefix: str, source: str, input_type: str) -> list[LayerInfo]:
+    def describe(self, prefix: str, source: str, input_type: InputType) -> list[LayerInfo]:
         D = self.attn_lif.size
-        layers = _describe_qkv(self, prefix, source, input_type) + [
-            LayerInfo(f"{prefix}.qkv_matmul", "ssa-matmul", D, D, tuple(f"{prefix}.{n}.lif" for n in "qkv")),
+        steps = _describe_qkv(self, prefix, source, input_type) + [
+            layers.SSAMatmul(f"{prefix}.qkv_matmul", tuple(f"{prefix}.{n}.lif" for n in "qkv"), D, self.heads),
             _lif_info(f"{prefix}.attn_lif", self.attn_lif, f"{prefix}.qkv_matmul"),
         ]
-        return layers + self.proj.describe(f"{prefix}.proj", f"{prefix}.attn_lif", "spikes")
+        return steps + self.proj.describe(f"{prefix}.proj", f"{prefix}.attn_lif", InputType.SPIKES)
 
 
 class SDSAttention(nn.Module):
@@ -291,15 +265,15 @@ class SDSAttention(nn.Module):
         context = self.context_lif(kv, torch.ones_like(mask[:1]))
         return self.proj(q * context, mask)
 
-    def describe(self, prefix: str, source: str, input_type: str) -> list[LayerInfo]:
+    def describe(self, prefix: str, source: str, input_type: InputType) -> list[LayerInfo]:
         D = self.context_lif.size
-        layers = _describe_qkv(self, prefix, source, input_type) + [
-            LayerInfo(f"{prefix}.kv_and", "and", D, D, (f"{prefix}.k.lif", f"{prefix}.v.lif")),
-            LayerInfo(f"{prefix}.kv_sum", "sum-over-utterances", D, D, (f"{prefix}.kv_and",)),
+        steps = _describe_qkv(self, prefix, source, input_type) + [
+            layers.And(f"{prefix}.kv_and", (f"{prefix}.k.lif", f"{prefix}.v.lif"), D),
+            layers.UtteranceSum(f"{prefix}.kv_sum", (f"{prefix}.kv_and",), D),
             _lif_info(f"{prefix}.context_lif", self.context_lif, f"{prefix}.kv_sum"),
-            LayerInfo(f"{prefix}.qc_and", "and", D, D, (f"{prefix}.q.lif", f"{prefix}.context_lif")),
+            layers.And(f"{prefix}.qc_and", (f"{prefix}.q.lif", f"{prefix}.context_lif"), D),
         ]
-        return layers + self.proj.describe(f"{prefix}.proj", f"{prefix}.qc_and", "spikes")
+        return steps + self.proj.describe(f"{prefix}.proj", f"{prefix}.qc_and", InputType.SPIKES)
 
 
 class SpikingMLP(nn.Module):
@@ -313,9 +287,9 @@ class SpikingMLP(nn.Module):
     def forward(self, s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.fc1(s, mask), mask)
 
-    def describe(self, prefix: str, source: str, input_type: str) -> list[LayerInfo]:
+    def describe(self, prefix: str, source: str, input_type: InputType) -> list[LayerInfo]:
         return self.fc1.describe(f"{prefix}.fc1", source, input_type) + \
-            self.fc2.describe(f"{prefix}.fc2", f"{prefix}.fc1.lif", "spikes")
+            self.fc2.describe(f"{prefix}.fc2", f"{prefix}.fc1.lif", InputType.SPIKES)
 
 
 class SpikingBlock(nn.Module):
@@ -329,13 +303,13 @@ class SpikingBlock(nn.Module):
         s = s + self.attn(s, mask)
         return s + self.mlp(s, mask)
 
-    def describe(self, prefix: str, source: str, input_type: str) -> list[LayerInfo]:
+    def describe(self, prefix: str, source: str, input_type: InputType) -> list[LayerInfo]:
         """Layers in execution order; the last one is the block's output (a residual).
 
         ``input_type`` is ``spikes`` (after the encoder) or ``counts`` (after a block)."""
         attn = self.attn.describe(f"{prefix}.attn", source, input_type)
-        D = attn[-1].fan_out
-        res_attn = LayerInfo(f"{prefix}.res_attn", "residual", D, D, (source, attn[-1].name))
-        mlp = self.mlp.describe(f"{prefix}.mlp", res_attn.name, "counts")
-        res_mlp = LayerInfo(f"{prefix}.res_mlp", "residual", D, D, (res_attn.name, mlp[-1].name))
+        D = attn[-1].size
+        res_attn = layers.Residual(f"{prefix}.res_attn", (source, attn[-1].name), D)
+        mlp = self.mlp.describe(f"{prefix}.mlp", res_attn.name, InputType.COUNTS)
+        res_mlp = layers.Residual(f"{prefix}.res_mlp", (res_attn.name, mlp[-1].name), D)
         return attn + [res_attn] + mlp + [res_mlp]

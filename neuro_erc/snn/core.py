@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from ..config import check_choice, check_range, require
-from .blocks import LayerInfo, NormSpec, SDSAttention, SpikingBlock, SpikingLayer, SpikingMLP, SSAttention
+from .blocks import NormSpec, SDSAttention, SpikingBlock, SpikingLayer, SpikingMLP, SSAttention
+from .layers import InputType, LayerInfo
 from .lif import LIF, keep_step_buffers
 from .neuron import NeuronParams
 
@@ -132,14 +133,16 @@ class SpikingCore(nn.Module):
         return {name: m.last_rate for name, m in self.named_modules() if isinstance(m, LIF) and m.last_rate is not None}
 
     def describe(self) -> list[LayerInfo]:
-        """Every step of the dataflow in execution order; the last entry is the core's output."""
-        layers = self.encoder.describe("encoder", "input", "analog")
+        """Every step of the dataflow in execution order, typed (:mod:`.layers`); the last entry
+        is the core's output."""
+        layers = self.encoder.describe("encoder", "input", InputType.ANALOG)
         for i, block in enumerate(self.blocks):
-            layers += block.describe(f"blocks.{i}", layers[-1].name, "spikes" if i == 0 else "counts")
+            layers += block.describe(f"blocks.{i}", layers[-1].name, InputType.SPIKES if i == 0 else InputType.COUNTS)
         return layers
 
     def layers(self) -> list[LayerInfo]:
-        """The ``linear`` and ``lif`` entries of :meth:`describe` (those backed by a module)."""
+        """The :class:`~.layers.Linear` and :class:`~.layers.LIF` entries of :meth:`describe`
+        (those backed by a module)."""
         return [info for info in self.describe() if info.module is not None]
 
     def folded_affines(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

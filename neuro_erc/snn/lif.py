@@ -157,7 +157,16 @@ def box_lif_sequence(current: torch.Tensor, params: NeuronParams, mask: torch.Te
     return _BoxLIFSequence.apply(current, mask, params)
 
 
-class LIF(nn.Module):
+class SpikeSumModule(nn.Module):
+    """A population that keeps its last forward's differentiable spike count (``last_spike_sum``,
+    for the spike budget). Copies and pickles leave it out: it is a node of the last graph, which
+    ``copy.deepcopy`` refuses and a copy has no use for."""
+
+    def __getstate__(self):
+        return {**self.__dict__, "last_spike_sum": None}
+
+
+class LIF(SpikeSumModule):
     """One layer of box LIF neurons, multi-step and masked: [T, L, B, D] current → spikes.
 
     Spikes at padded positions (``mask`` False) are zero, so padding never reaches another

@@ -44,7 +44,7 @@ from norse.torch.functional.lif import LIFFeedForwardState, lif_feed_forward_ste
 from norse.torch.functional.lif_box import LIFBoxFeedForwardState, lif_box_feed_forward_step
 from torch import nn
 
-from .lif import box_lif_sequence
+from .lif import SpikeSumModule, box_lif_sequence
 from .neuron import NeuronParams
 
 
@@ -69,7 +69,7 @@ def run_steps(step: Callable, inputs: torch.Tensor, state, params, dt: float) ->
     return torch.stack(outputs), state
 
 
-class _Population(nn.Module):
+class _Population(SpikeSumModule):
     """What every population shares: the padding mask and the firing-rate log."""
 
     def __init__(self, size: int):
