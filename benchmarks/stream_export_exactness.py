@@ -6,7 +6,7 @@ carried over, reset per dialogue: the Norse model by ``StreamModel.step``, the g
 simulator (``StreamGraphRunner``). Spikes are compared for every neuron and step
 (``neuro_erc.export.spike_measures``: agreement, Jaccard, mismatches per spike; overall and per
 node), predictions by class and logits by their largest difference. One graph serves every
-dialogue length (``graphs_built`` 1, ``lengths`` lists those met).
+dialogue length (one runner for the whole split; ``lengths`` lists those met).
 
     .venv/bin/neuro-erc train --dataset meld --data ../shared/data/meld \\
         --config examples/configs/meld_text_stream.json --epochs 3 --threads 1 --seed 0 --out runs/meld_stream_export

@@ -132,7 +132,7 @@ class LavaStep:
         from .export.lava_stream import StreamLava
         from .export.stream_graph import stream_to_nir
 
-        self.network = StreamLava(stream_to_nir(model.cpu().eval()))
+        self.network = StreamLava(stream_to_nir(model))  # on the CPU, in eval mode: Streamer, Checkpoint.model
         self.owner: dict | None = None  # the neuron state (a DialogueState's) the network now holds
 
     def __call__(self, features: dict[str, torch.Tensor], index: torch.Tensor, same: torch.Tensor, state: dict):
@@ -159,13 +159,13 @@ class Streamer:
         if cfg.arch != "stream":
             raise ConfigError(f"{ckpt.source}: a {cfg.arch!r} checkpoint cannot stream: its context reads the whole "
                               "dialogue, later utterances included. Train a causal model with `neuro-erc train --arch stream`")
-        if backend == "lava" and cfg.ann_twin:
-            raise ConfigError(f"{ckpt.source}: the ANN twin of a stream model (ReLU, no spikes) does not run on Lava; "
-                              "use --backend norse")
+        if backend == "lava":
+            if cfg.ann_twin:
+                raise ConfigError(f"{ckpt.source}: the ANN twin of a stream model (ReLU, no spikes) does not run on "
+                                  "Lava; use --backend norse")
+            device, max_dialogues = torch.device("cpu"), 1  # the network holds one dialogue; its host part is numpy
         self.model = ckpt.model(device)
         self.step = LavaStep(self.model) if backend == "lava" else self.model.step
-        if backend == "lava":
-            device, max_dialogues = torch.device("cpu"), 1
         self.device, self.labels, self.max_dialogues = device, ckpt.labels, max_dialogues
         self.dims = dict(cfg.model.input_dims)
         self.text_model = cfg.text_model if cfg.dataset in TEXT_DATASETS and list(self.dims) == ["t"] else None

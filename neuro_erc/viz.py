@@ -185,25 +185,30 @@ def plot_raster(record: DialogueRecord, index: int, out: str | Path, max_neurons
     return _save(fig, out)
 
 
+def _utterance_steps(fig: Figure, ax, record: DialogueRecord, index: int, counts: np.ndarray, colorbar: str,
+                     xlabel: str, title: str) -> None:
+    """``counts`` [L, T] as a heatmap, one row per utterance labelled "i: true → predicted",
+    utterance ``index`` in bold: the left panel of both dialogue overviews."""
+    im = ax.imshow(counts, aspect="auto", cmap="viridis", interpolation="nearest")
+    fig.colorbar(im, ax=ax, label=colorbar, pad=0.01)
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("utterance")
+    ticks = [f"{i}: {_label(record.labels, u.label)} → {record.labels[record.predicted[i]]}"
+             for i, u in enumerate(record.dialogue.utterances)]
+    ax.set_yticks(range(len(ticks)), ticks, fontsize=8)
+    ax.get_yticklabels()[index].set_fontweight("bold")
+    ax.set_title(title, fontsize=10)
+
+
 def plot_dialogue(record: DialogueRecord, index: int, out: str | Path) -> Path:
     """Per utterance: the core output summed over channels per step, and its DSWA weight."""
     L = len(record.dialogue)
-    counts = record.core_output.sum(-1).T  # [L, T]
     weights = record.dswa_weights.mean(-1)  # [L]
     fig = Figure(figsize=(11, 1.2 + 0.38 * L), layout="constrained")
     ax_spk, ax_w = fig.subplots(1, 2, width_ratios=[3, 1.4], sharey=True)
-    im = ax_spk.imshow(counts, aspect="auto", cmap="viridis", interpolation="nearest")
-    fig.colorbar(im, ax=ax_spk, label="Σ channels of core output", pad=0.01)
-    ax_spk.set_xlabel("time step")
-    ax_spk.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_spk.set_ylabel("utterance")
-    ticks = [
-        f"{i}: {_label(record.labels, u.label)} → {record.labels[record.predicted[i]]}"
-        for i, u in enumerate(record.dialogue.utterances)
-    ]
-    ax_spk.set_yticks(range(L), ticks, fontsize=8)
-    ax_spk.get_yticklabels()[index].set_fontweight("bold")
-    ax_spk.set_title("core output per utterance and step", fontsize=10)
+    _utterance_steps(fig, ax_spk, record, index, record.core_output.sum(-1).T, "Σ channels of core output",
+                     "time step", "core output per utterance and step")
     colors = ["tab:red" if i == index else "tab:blue" for i in range(L)]
     # the weights sit near the uniform 1/L: drawn as their departure from it, they show their variation
     relative = np.round(100 * (L * weights.astype(np.float64) - 1), 6)  # float noise below 1e-6 % is 0
@@ -227,19 +232,11 @@ def plot_stream_dialogue(record: DialogueRecord, index: int, out: str | Path) ->
     """Per utterance of a stream model's dialogue: its core's spikes per step (all layers), and the
     readout's class probabilities at the window's end (what ``neuro-erc stream`` answers)."""
     L = len(record.dialogue)
-    counts = sum(z.sum(-1) for z in record.spikes.values()).T  # [L, T]
     fig = Figure(figsize=(12, 1.2 + 0.38 * L), layout="constrained")
     ax_spk, ax_p = fig.subplots(1, 2, width_ratios=[2, 1.6], sharey=True)
-    im = ax_spk.imshow(counts, aspect="auto", cmap="viridis", interpolation="nearest")
-    fig.colorbar(im, ax=ax_spk, label="spikes in the core (all layers)", pad=0.01)
-    ax_spk.set_xlabel("time step within the utterance's window")
-    ax_spk.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_spk.set_ylabel("utterance")
-    ticks = [f"{i}: {_label(record.labels, u.label)} → {record.labels[record.predicted[i]]}"
-             for i, u in enumerate(record.dialogue.utterances)]
-    ax_spk.set_yticks(range(L), ticks, fontsize=8)
-    ax_spk.get_yticklabels()[index].set_fontweight("bold")
-    ax_spk.set_title("core spikes per utterance and step (state carries over)", fontsize=10)
+    _utterance_steps(fig, ax_spk, record, index, sum(z.sum(-1) for z in record.spikes.values()).T,
+                     "spikes in the core (all layers)", "time step within the utterance's window",
+                     "core spikes per utterance and step (state carries over)")
     im = ax_p.imshow(record.probabilities, aspect="auto", cmap="magma", vmin=0, vmax=1, interpolation="nearest")
     fig.colorbar(im, ax=ax_p, label="probability", pad=0.01)
     ax_p.set_xticks(range(len(record.labels)), record.labels, rotation=45, ha="right", fontsize=8)

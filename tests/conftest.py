@@ -73,3 +73,27 @@ def stream_run(tmp_path_factory) -> Path:
     assert main(["train", "--dataset", "synthetic", "--arch", "stream", "--epochs", "1", "--T", "2", "--modalities", "t",
                  "--config", str(config), "--out", str(run), "--quiet", "--no-tensorboard"]) == 0
     return run
+
+
+@pytest.fixture(scope="session")
+def assert_causal():
+    """A check for causal dialogue models: for each utterance u of the first dialogue, changing the
+    later utterances' features and speakers leaves the logits up to u as they were, bit for bit,
+    and does change the later ones (so the change reached the model)."""
+    from neuro_erc.data.batching import collate
+
+    def check(model, dialogues, modalities) -> None:
+        with torch.no_grad():
+            before = model(collate(dialogues, modalities)).logits
+        L = len(dialogues[0])
+        for u in range(L - 1):
+            changed = collate(dialogues, modalities)
+            for m in modalities:
+                changed.features[m][u + 1:, 0] = torch.randn_like(changed.features[m][u + 1:, 0]) * 5
+            changed.speakers[u + 1:, 0] = (changed.speakers[u + 1:, 0] + 1) % 3
+            with torch.no_grad():
+                after = model(changed).logits
+            assert torch.equal(after[: u + 1, 0], before[: u + 1, 0]), f"utterance ≤ {u} changed"
+            assert not torch.equal(after[u + 1:L, 0], before[u + 1:L, 0])  # the change reached the model
+
+    return check

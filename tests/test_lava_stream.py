@@ -19,18 +19,8 @@ MODALITIES = ["t", "a"]
 DIMS = {"t": 12, "a": 8}
 
 
-@pytest.fixture(scope="module")
-def data(stream_data):
-    return stream_data
-
-
-@pytest.fixture(scope="module")
-def model(stream_model):
-    return stream_model
-
-
-def test_the_plan_holds_both_cores_the_context_and_the_readout(model):
-    plan = stream_plan(stream_to_nir(model))
+def test_the_plan_holds_both_cores_the_context_and_the_readout(stream_model):
+    plan = stream_plan(stream_to_nir(stream_model))
     kinds = {g.kind for g in plan.groups.values()}
     assert kinds == {"box", "cuba", "li"} and len(plan.input_groups) == 1  # one group's bias is written per utterance
     assert {p.name for p in plan.node_populations()} >= {f"{m}.blocks.1.attn.context" for m in MODALITIES} | {"readout"}
@@ -40,10 +30,10 @@ def test_the_plan_holds_both_cores_the_context_and_the_readout(model):
 
 
 @lava_only
-def test_one_network_streams_dialogues_of_every_length_spike_for_spike(model, data):
-    graph = stream_to_nir(model)
+def test_one_network_streams_dialogues_of_every_length_spike_for_spike(stream_model, stream_data):
+    graph = stream_to_nir(stream_model)
     runner = StreamGraphRunner(graph)
-    dialogues = data.split("dev")[:4]
+    dialogues = stream_data.split("dev")[:4]
     assert len({len(d.utterances) for d in dialogues}) >= 3
     tally = SpikeTally()
     with StreamLava(graph) as lava:
@@ -67,9 +57,9 @@ def test_one_network_streams_dialogues_of_every_length_spike_for_spike(model, da
 
 
 @lava_only
-def test_parity_report_against_norse(model, data):
-    dialogues = data.split("dev")[:4]
-    report = stream_lava_parity(model, stream_to_nir(model), dialogues, [str(i) for i in range(7)], "synthetic", "dev")
+def test_parity_report_against_norse(stream_model, stream_data):
+    dialogues = stream_data.split("dev")[:4]
+    report = stream_lava_parity(stream_model, stream_to_nir(stream_model), dialogues, [str(i) for i in range(7)], "synthetic", "dev")
     assert report["spike_mismatches"] == 0 and report["spike_jaccard"] == 1.0 and report["spike_agreement"] == 1.0
     assert report["prediction_agreement"] == 1.0 and report["firing_rate_norse"] > 0.01
     assert report["graphs_compiled"] == {"t": 1, "a": 1} and report["lava_ms_per_utterance"] > 0

@@ -24,27 +24,17 @@ NIR_TYPES = {nir.Input, nir.Output, nir.Affine, nir.LIF, nir.CubaLIF, nir.LI}
 
 
 @pytest.fixture(scope="module")
-def data(stream_data):
-    return stream_data
+def graph_file(stream_model, tmp_path_factory):
+    return save_stream_graph(stream_to_nir(stream_model), tmp_path_factory.mktemp("stream_nir") / "model.nir")
 
 
-@pytest.fixture(scope="module")
-def model(stream_model):
-    return stream_model
-
-
-@pytest.fixture(scope="module")
-def graph_file(model, tmp_path_factory):
-    return save_stream_graph(stream_to_nir(model), tmp_path_factory.mktemp("stream_nir") / "model.nir")
-
-
-def test_one_graph_streams_dialogues_of_every_length_spike_for_spike(model, data, graph_file):
+def test_one_graph_streams_dialogues_of_every_length_spike_for_spike(stream_model, stream_data, graph_file):
     runner = StreamGraphRunner(load_stream_graph(graph_file))
-    dialogues = data.split("dev")
+    dialogues = stream_data.split("dev")
     assert len({len(d.utterances) for d in dialogues}) >= 3  # several lengths through the same graph
     for d in dialogues:
         turns = dialogue_turns(d, MODALITIES)
-        norse_logits, norse_spikes, _ = norse_stream(model, turns)
+        norse_logits, norse_spikes, _ = norse_stream(stream_model, turns)
         logits, spikes, _ = graph_stream(runner, turns)
         for name, z in norse_spikes.items():
             np.testing.assert_array_equal(spikes[name], z, err_msg=f"dialogue {d.id}, {name}")
@@ -52,28 +42,28 @@ def test_one_graph_streams_dialogues_of_every_length_spike_for_spike(model, data
         np.testing.assert_allclose(logits, norse_logits, rtol=0, atol=1e-5)
         np.testing.assert_array_equal(logits.argmax(-1), norse_logits.argmax(-1))
     assert sum(spikes[n].sum() for n in spikes if n.endswith(".qc")) > 0  # the AND units spike too
-    report = stream_parity(model, runner, dialogues)
+    report = stream_parity(stream_model, runner, dialogues)
     assert report["spike_mismatches"] == 0 and report["prediction_agreement"] == 1.0
     assert report["spike_jaccard"] == 1.0 and report["firing_rate_norse"] > 0.01  # a silent network would not pass
     assert set(report["spike_jaccard_by_node"]) == set(norse_spikes)
 
 
-def test_the_graph_is_typed_streaming_and_made_of_common_nodes(model, graph_file):
+def test_the_graph_is_typed_streaming_and_made_of_common_nodes(stream_model, graph_file):
     graph = load_stream_graph(graph_file)
     meta = graph.metadata
-    assert meta["streaming"] and meta["T"] == 3 and meta["dt"] == model.cfg.core.neuron.dt
-    assert meta["fingerprint"] == model_fingerprint(model) and listed_modalities(meta) == MODALITIES
+    assert meta["streaming"] and meta["T"] == 3 and meta["dt"] == stream_model.cfg.core.neuron.dt
+    assert meta["fingerprint"] == model_fingerprint(stream_model) and listed_modalities(meta) == MODALITIES
     for m in MODALITIES:
         core = graph.nodes[m]
         assert {type(node) for node in core.nodes.values()} <= NIR_TYPES
         core.check_types()  # NIR's own type check passes on what was read back
-        assert graph.nodes[f"input_{m}"].input_type["input"].tolist() == [DIMS[m] + model.slots + 1]
+        assert graph.nodes[f"input_{m}"].input_type["input"].tolist() == [DIMS[m] + stream_model.slots + 1]
     ands = [node for name, node in Stepper(graph).graph.nodes.items() if name.endswith((".kv", ".qc"))]
     assert len(ands) == 2 * 2 * len(MODALITIES)
     assert all(np.all(node.tau == meta["dt"]) and np.all(node.v_threshold == 1.5) for node in ands)
 
 
-def test_nirtorch_with_norse_modules_reproduces_a_core_spike_for_spike(model, data, graph_file):
+def test_nirtorch_with_norse_modules_reproduces_a_core_spike_for_spike(stream_model, stream_data, graph_file):
     """A second consumer: nirtorch 2.6's ``nir_to_torch`` with Norse's node mapping runs a
     modality's core graph (everything but the readout LI, which Norse does not import)."""
     nirtorch = pytest.importorskip("nirtorch")
@@ -85,9 +75,9 @@ def test_nirtorch_with_norse_modules_reproduces_a_core_spike_for_spike(model, da
     consumer = nirtorch.nir_to_torch(graph.nodes["t"], {nir.Affine: mapping, nir.LIF: mapping, nir.CubaLIF: mapping})
     ours = Stepper(graph.nodes["t"], dt=dt)
     state, theirs, reference = None, [], []
-    for d in data.split("dev")[:2]:
+    for d in stream_data.split("dev")[:2]:
         for features, speaker, same in dialogue_turns(d, MODALITIES):
-            x = np.concatenate([features["t"], StreamGraphRunner.code(speaker, same, model.slots)])
+            x = np.concatenate([features["t"], StreamGraphRunner.code(speaker, same, stream_model.slots)])
             for _ in range(T):  # the input is held over the window; one call per step, batch of 1
                 with torch.no_grad():
                     out = consumer(torch.from_numpy(x)[None], *([state] if state is not None else []))
