@@ -48,9 +48,8 @@ from .lava_build import LavaPlan, build_plan
 from .lava_run import LavaCore, require_lava
 from .nir_graph import listed_modalities
 from .nir_sim import flatten
-from .spike_measures import SpikeTally
 from .stream_graph import INPUT, READOUT, StreamGraphRunner
-from .stream_parity import dialogue_turns, graph_stream, norse_stream
+from .stream_parity import compare_streams
 
 F32, F64 = np.float32, np.float64
 
@@ -160,29 +159,18 @@ def stream_lava_parity(model, graph: nir.NIRGraph, dialogues, labels, dataset_na
     the trained model: the ``*_trained`` keys equal the plain ones.
     """
     model.eval()
-    tally, gold, pred_norse, pred_lava = SpikeTally(), [], [], []
-    worst, norse_seconds, lengths = 0.0, 0.0, set()
     t0 = time.perf_counter()
     with StreamLava(graph) as lava:
         build_seconds = time.perf_counter() - t0
-        for d in progress(dialogues):
-            turns = dialogue_turns(d, model.cfg.modalities)
-            ref_logits, ref_spikes, seconds = norse_stream(model, turns)
-            logits, spikes, _ = graph_stream(lava, turns)
-            norse_seconds += seconds
-            tally.add(ref_spikes, spikes)
-            worst = max(worst, float(np.abs(ref_logits - logits).max()))
-            keep = np.array([u.label >= 0 for u in d.utterances])
-            gold.append(np.array([u.label for u in d.utterances])[keep])
-            pred_norse.append(ref_logits.argmax(-1)[keep])
-            pred_lava.append(logits.argmax(-1)[keep])
-            lengths.add(len(turns))
+        seen = compare_streams(model, lava, dialogues, progress)
         compiled = lava.graphs_compiled
         lava_seconds = build_seconds + lava.compile_seconds + lava.run_seconds
         steady_ms = 1000 * lava.run_seconds / lava.runs if lava.runs else float("nan")
         compile_seconds = lava.compile_seconds
-    gold, pred_norse, pred_lava = (np.concatenate(a) if a else np.zeros(0, int) for a in (gold, pred_norse, pred_lava))
-    n_utterances = sum(len(d.utterances) for d in dialogues)
+    keep = np.array(seen.gold) >= 0
+    gold, pred_norse, pred_lava = (np.array(a, dtype=int)[keep] for a in (seen.gold, seen.reference, seen.other))
+    tally, worst, lengths, norse_seconds = seen.tally, seen.max_logit_difference, set(seen.lengths), seen.reference_seconds
+    n_utterances = sum(seen.lengths)
     report = lambda pred: classification_report(gold, pred, labels, dataset_name, split)["weighted_f1"]  # noqa: E731
     agreement = float(np.mean(pred_norse == pred_lava)) if len(gold) else float("nan")
     measures = tally.report(reference="norse", other="lava")

@@ -7,6 +7,7 @@ agreement, Jaccard, mismatches per spike), logits by their largest difference an
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -64,22 +65,49 @@ def graph_stream(runner: StreamGraphRunner, turns: list[Turn]) -> tuple[np.ndarr
     return np.stack(logits), {n: np.concatenate(z) for n, z in spikes.items()}, seconds
 
 
-def stream_parity(model: StreamModel, runner: StreamGraphRunner, dialogues, progress=None) -> dict:
-    """Every dialogue through both — one runner, so one graph for every length; the report
-    (SpikeTally's keys with reference ``norse``, other ``nir``)."""
-    tally, agree, worst, lengths = SpikeTally(), 0, 0.0, []
-    seconds = {"norse": 0.0, "nir": 0.0}
+@dataclass
+class StreamComparison:
+    """What :func:`compare_streams` saw: the spike tally, and per utterance (dialogues concatenated)
+    the gold label, both runs' predicted classes; the largest logit difference; dialogue lengths;
+    seconds spent in each run (the runner's include any compile)."""
+
+    tally: SpikeTally = field(default_factory=SpikeTally)
+    gold: list[int] = field(default_factory=list)
+    reference: list[int] = field(default_factory=list)
+    other: list[int] = field(default_factory=list)
+    max_logit_difference: float = 0.0
+    lengths: list[int] = field(default_factory=list)
+    reference_seconds: float = 0.0
+    other_seconds: float = 0.0
+
+
+def compare_streams(model: StreamModel, runner, dialogues, progress=None) -> StreamComparison:
+    """Every dialogue through the Norse model and through ``runner`` (a :class:`StreamGraphRunner`
+    or anything with its ``reset``/``utterance``: the Lava network), utterance by utterance."""
+    seen = StreamComparison()
     for d in progress(dialogues) if progress else dialogues:
         turns = dialogue_turns(d, model.cfg.modalities)
         ref_logits, ref_spikes, ref_s = norse_stream(model, turns)
         logits, spikes, s = graph_stream(runner, turns)
-        tally.add(ref_spikes, spikes)
-        agree += int((ref_logits.argmax(-1) == logits.argmax(-1)).sum())
-        worst = max(worst, float(np.abs(ref_logits - logits).max()))
-        lengths.append(len(turns))
-        seconds["norse"] += ref_s
-        seconds["nir"] += s
-    utterances = sum(lengths)
-    return {**tally.report("norse", "nir"), "prediction_agreement": agree / utterances, "max_logit_difference": worst,
-            "dialogues": len(lengths), "utterances": utterances, "lengths": sorted(set(lengths)),
+        seen.tally.add(ref_spikes, spikes)
+        seen.gold += [u.label for u in d.utterances]
+        seen.reference += ref_logits.argmax(-1).tolist()
+        seen.other += logits.argmax(-1).tolist()
+        seen.max_logit_difference = max(seen.max_logit_difference, float(np.abs(ref_logits - logits).max()))
+        seen.lengths.append(len(turns))
+        seen.reference_seconds += ref_s
+        seen.other_seconds += s
+    return seen
+
+
+def stream_parity(model: StreamModel, runner: StreamGraphRunner, dialogues, progress=None) -> dict:
+    """Every dialogue through both — one runner, so one graph for every length; the report
+    (SpikeTally's keys with reference ``norse``, other ``nir``)."""
+    seen = compare_streams(model, runner, dialogues, progress)
+    utterances = sum(seen.lengths)
+    agree = sum(a == b for a, b in zip(seen.reference, seen.other))
+    seconds = {"norse": seen.reference_seconds, "nir": seen.other_seconds}
+    return {**seen.tally.report("norse", "nir"), "prediction_agreement": agree / utterances,
+            "max_logit_difference": seen.max_logit_difference, "dialogues": len(seen.lengths),
+            "utterances": utterances, "lengths": sorted(set(seen.lengths)),
             "ms_per_utterance": {k: 1000 * v / utterances for k, v in seconds.items()}}
