@@ -2,7 +2,8 @@
 
 A bench is a one-seed grid of :mod:`neuro_erc.sweep` with one cell per T in ``DIR/T<k>/`` (and,
 with ``--rate-targets``, one per T and spike budget in ``DIR/T<k>_rate<r>/``, trained with the
-firing-rate penalty ``loss.rate`` at budget ``loss.rate_target``): each is trained (a cell that
+firing-rate penalty ``loss.rate`` at budget ``loss.rate_target``; with ``--rate-from-base`` in
+``DIR/T<k>_rate<r>_from_base/``, fine-tuned from the unbudgeted ``DIR/T<k>/best.pt``): each is trained (a cell that
 finished is not redone, an interrupted one resumes from its ``last.pt``), then measured on the
 **dev** split with its ``best.pt`` by :func:`measure` — on every run of the bench; counts are
 deterministic — for inference time per dialogue (a forward pass without hooks) and operation
@@ -71,7 +72,7 @@ EXTRA_COLUMNS = (
     "arch", "rate_target", "rate_weight", "energy_uj_whole", "energy_uj_whole_memory", "ann_energy_uj_whole",
     "ann_energy_uj_whole_memory", "qann_bits", "qann_energy_uj_whole", "qann_energy_uj_whole_memory",
     "energy_ratio_whole_memory_ann_over_snn", "host_macs_per_utterance", "host_energy_uj_memory",
-    "encoder_energy_uj", "encoder_energy_uj_memory", "ann_weighted_f1", "ann_accuracy",
+    "encoder_energy_uj", "encoder_energy_uj_memory", "ann_weighted_f1", "ann_accuracy", "rate_from_base",
 )
 SPLIT = "dev"
 MEASURED_ARCHS = ("spikemo", "stream")
@@ -149,6 +150,7 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
         "arch": cfg.arch,
         "rate_target": cfg.loss.rate_target if cfg.loss.rate else None,
         "rate_weight": cfg.loss.rate,
+        "rate_from_base": bool(cfg.loss.rate and cfg.init),
         **ew,
         "qann_bits": quantised_bits(T),
         "energy_ratio_whole_memory_ann_over_snn": ew["ann_energy_uj_whole_memory"] / ew["energy_uj_whole_memory"],
@@ -173,10 +175,12 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
 
 
 def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str = "fp32", show_progress: bool = True,
-              rate_targets: list[float] = (), rate_weight: float | None = None, ann_twin: bool = False) -> list[dict]:
-    """Train (or reuse) one model per T (and per spike budget in ``rate_targets``) into ``out``,
-    and with ``ann_twin`` the ANN twin once; measure each spiking model on dev, write results
-    and plots; the rows."""
+              rate_targets: list[float] = (), rate_weight: float | None = None, ann_twin: bool = False,
+              rate_from_base: bool = False) -> list[dict]:
+    """Train (or reuse) one model per T (and per spike budget in ``rate_targets``; with
+    ``rate_from_base`` fine-tuned from that T's unbudgeted model) into ``out``, and with
+    ``ann_twin`` the ANN twin once; measure each spiking model on dev, write results and plots;
+    the rows."""
     from .viz import plot_bench, plot_pareto  # matplotlib only when plotting
 
     cmos(precision)  # fail now on an unknown precision, not after training
@@ -194,7 +198,12 @@ def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str =
     cells = grid(base, ["spikemo"], Ts, layout="T{T}")
     for target in rate_targets:
         budget = merge(base, {"loss": {"rate": weight, "rate_target": target}})
-        cells += grid(budget, ["spikemo"], Ts, layout=f"T{{T}}_rate{target:g}")
+        if not rate_from_base:
+            cells += grid(budget, ["spikemo"], Ts, layout=f"T{{T}}_rate{target:g}")
+            continue
+        for T, plain in zip(Ts, cells[:len(Ts)]):  # the plain cells run first, so their best.pt is there
+            tuned = merge(budget, {"init": str((out / plain.path / "best.pt").resolve())})
+            cells += grid(tuned, ["spikemo"], [T], layout=f"T{{T}}_rate{target:g}_from_base")
     twin = grid(merge(base, TWIN_OVERLAY), ["spikemo"], layout=TWIN_CELL, where="the ANN twin's config") if ann_twin else []
     rows = run_cells(cells + twin, out, None, show_progress=show_progress)
     if twin:
@@ -219,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     rates = parse_rates(args.rate_targets) if args.rate_targets else []
     cfg = config_from_args(argparse.Namespace(**{**vars(args), "T": None}))
     rows = run_bench(cfg, Ts, args.out, args.precision, show_progress=not args.quiet, rate_targets=rates,
-                     rate_weight=args.rate_weight, ann_twin=args.ann_twin)
+                     rate_weight=args.rate_weight, ann_twin=args.ann_twin, rate_from_base=args.rate_from_base)
     for row in rows:
         print(json.dumps({k: row[k] for k in COLUMNS}))
     return 0
@@ -241,6 +250,9 @@ def register(subparsers) -> None:
                              "the firing-rate penalty loss.rate; rows carry rate_target; writes OUT/pareto.png")
     parser.add_argument("--rate-weight", dest="rate_weight", type=float,
                         help=f"weight of that penalty (default: the config's loss.rate if > 0, else {DEFAULT_RATE_WEIGHT:g})")
+    parser.add_argument("--rate-from-base", dest="rate_from_base", action="store_true",
+                        help="start each budgeted model from the same T's unbudgeted best.pt (fine-tuning with the "
+                             "penalty; cells OUT/T<k>_rate<r>_from_base/) instead of from scratch")
     parser.add_argument("--ann-twin", dest="ann_twin", action="store_true",
                         help=f"also train the ANN twin (arch {', '.join(TWIN_ARCHS)}: spiking parts as ReLUs, one pass "
                              f"per utterance) once into OUT/{TWIN_CELL}/; every row gets its dev ann_weighted_f1, "

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -11,16 +11,21 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from .data.batching import iterate_batches
 from .data.types import DialogueDataset
 from .io import write_json
+from .snn.rates import SplitFiringRate
 
 
 @torch.no_grad()
-def predict(model, dialogues, modalities: Sequence[str], batch_size: int, device) -> tuple[np.ndarray, np.ndarray]:
-    """Gold labels and predictions for every real, labelled utterance, in dialogue order."""
+def predict(model, dialogues, modalities: Sequence[str], batch_size: int, device,
+            after_batch: Callable[[torch.nn.Module], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gold labels and predictions for every real, labelled utterance, in dialogue order;
+    ``after_batch(model)`` runs after each forward (to read what the model kept of it)."""
     model.eval()
     gold, pred = [], []
     for batch in iterate_batches(dialogues, modalities, batch_size):
         batch = batch.to(device)
         logits = model(batch).logits
+        if after_batch is not None:
+            after_batch(model)
         keep = batch.mask & (batch.labels >= 0)
         # transpose to [B, L] so utterances come out dialogue by dialogue
         gold.append(batch.labels.T[keep.T].cpu().numpy())
@@ -44,8 +49,14 @@ def classification_report(gold: np.ndarray, pred: np.ndarray, labels: Sequence[s
 
 
 def evaluate_split(model, dataset: DialogueDataset, split: str, modalities, batch_size: int, device) -> dict:
-    gold, pred = predict(model, dataset.split(split), modalities, batch_size, device)
-    return classification_report(gold, pred, dataset.labels.labels, dataset.name, split)
+    """The classification report of ``split``; for a spiking model with its ``firing_rate``
+    (spikes per neuron per step over the split's real utterances, the bench's definition)."""
+    spikes = SplitFiringRate()
+    gold, pred = predict(model, dataset.split(split), modalities, batch_size, device, after_batch=spikes.add)
+    report = classification_report(gold, pred, dataset.labels.labels, dataset.name, split)
+    if spikes.rate is not None:
+        report["firing_rate"] = round(spikes.rate, 6)
+    return report
 
 
 def format_table(report: dict) -> str:

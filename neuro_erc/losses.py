@@ -143,7 +143,8 @@ class LossConfig:
     Defaults are cross-entropy alone, which is what the SpikEmo code trains with (RESEARCH §3).
     ``class_weights``: weight the CE and the contrastive anchors by the class weights passed to
     ``total_loss``. ``rate``: weight of the spike budget :func:`rate_penalty` (0 = off), whose
-    budget is ``rate_target`` (spikes per neuron per step).
+    budget is ``rate_target`` (spikes per neuron per step); with a budget, ``best.pt`` is the
+    best dev epoch among those whose dev firing rate is within it (``train.selection_key``).
     """
 
     ce: float = 1.0

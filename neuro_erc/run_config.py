@@ -41,6 +41,7 @@ class TrainConfig:
     patience: int = 10  # stop after this many epochs without a better dev W-F1
     selection: str = "best_dev"  # best.pt = the best dev epoch, or "last": the final epoch (epochs chosen beforehand, e.g. by --cv)
     ema: float = 0.0  # > 0: evaluate and save an exponential moving average of the weights with this decay per step
+    init: str | None = None  # a checkpoint (best.pt) whose weights start training: fine-tuning, e.g. a spike budget on a trained model
     grad_clip: float = 5.0
     seed: int = 0
     device: str = "auto"
@@ -61,6 +62,7 @@ class TrainConfig:
             require(not self.loss.rate, "loss.rate", "0 with ann_twin (the twin has no spikes to budget)", self.loss.rate)
         if self.variant is not None:
             check_choice("variant", self.variant, VARIANTS)
+        require(self.init != "", "init", "a checkpoint file or null", self.init)
         require(self.text_model != "", "text_model", "'minilm' or a model directory", self.text_model)
         for key in ("epochs", "batch_size", "lr_decay_every"):
             check_range(key, getattr(self, key), ge=1)

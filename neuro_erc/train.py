@@ -11,7 +11,8 @@ import json
 import random
 import sys
 import time
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -158,8 +159,35 @@ def build_training(cfg: TrainConfig, dataset: DialogueDataset, device: torch.dev
     return model, optimizer, class_weights
 
 
-def restore(last: Path, cfg: TrainConfig, model, optimizer, scheduler, average, procs: Processes, device) -> tuple[int, float, int]:
-    """Load ``last`` into model, optimiser, scheduler and the RNGs; returns (next epoch, best F1, best epoch).
+def start_from(init: str, cfg: TrainConfig, dataset: DialogueDataset, model: torch.nn.Module) -> None:
+    """Load the weights of checkpoint ``init`` into ``model``: its architecture must be ``cfg``'s.
+
+    Fine-tuning a trained model (a spike budget learnt on top of an unbudgeted one) keeps what it
+    knows; from scratch, a strong firing-rate penalty silences the network before it has learnt
+    the task (docs/results.md §12).
+    """
+    ckpt = Checkpoint.load(init)
+    written, given = to_dict(ckpt.config), to_dict(cfg)
+    changed = [key for key in ("arch", "ann_twin") if written[key] != given[key]]
+    changed += [f"model.{key}" for key in given["model"] if written["model"].get(key) != given["model"][key]]
+    if changed:
+        raise ConfigError(f"init {init}: that checkpoint is another model ({', '.join(changed)} differ); "
+                          "fine-tuning starts from a checkpoint of the same architecture")
+    ckpt.require_labels(dataset)
+    model.load_state_dict(ckpt.weights)
+
+
+@dataclass
+class Best:
+    """The best epoch so far: its index, its dev W-F1 and the :func:`selection_key` it won with."""
+
+    epoch: int = -1
+    f1: float = -1.0
+    key: tuple = (False, -math.inf)  # every epoch's key is larger
+
+
+def restore(last: Path, cfg: TrainConfig, model, optimizer, scheduler, average, procs: Processes, device) -> tuple[int, Best]:
+    """Load ``last`` into model, optimiser, scheduler and the RNGs; returns (next epoch, best epoch).
 
     The config must be the one ``last`` was written with, except ``epochs``: a finished run
     can be extended with a larger ``--epochs``. Each process of a torchrun job gets back its
@@ -186,7 +214,22 @@ def restore(last: Path, cfg: TrainConfig, model, optimizer, scheduler, average, 
         print(f"note: {last} was written by {len(rngs)} process(es), resumed by {procs.world}: "
               "the random streams continue from rank 0's", file=sys.stderr)
     set_rng_state(rngs[procs.rank] if len(rngs) == procs.world else rngs[0])
-    return ckpt.epoch + 1, ckpt.best_f1, ckpt.best_epoch
+    return ckpt.epoch + 1, Best(ckpt.best_epoch, ckpt.best_f1, tuple(state.get("best_key", (True, ckpt.best_f1))))
+
+
+def selection_key(dev: dict, cfg: TrainConfig) -> tuple[bool, float]:
+    """What ``best.pt`` maximises: dev W-F1 — with a spike budget (``loss.rate``), among the
+    epochs whose dev firing rate is within ``loss.rate_target``, and until one is, the epoch
+    nearest to it (the lowest dev rate).
+
+    The penalty pulls the rate down over several epochs while W-F1 is highest early, at the
+    unbudgeted rate: ranking by W-F1 alone keeps an epoch that breaks the budget it was asked
+    for, and its patience stops the run while the rate is still falling (docs/results.md §12).
+    """
+    rate = dev.get("firing_rate", 0.0)
+    if not cfg.loss.rate or rate <= cfg.loss.rate_target:
+        return True, dev["weighted_f1"]
+    return False, -rate
 
 
 def train(
@@ -219,12 +262,14 @@ def _train(cfg, out_dir: Path, resume, show_progress, dataset, tensorboard, proc
         torch.set_num_threads(cfg.threads)
     cfg, dataset = prepare(cfg, dataset)
     model, optimizer, class_weights = build_training(cfg, dataset, device)
+    if cfg.init:
+        start_from(cfg.init, cfg, dataset, model)  # a resumed run's own weights replace these below
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
     average = weight_average(model, cfg.ema)
     evaluated = average.module if average is not None else model  # what dev scores and checkpoints hold
-    start_epoch, best_f1, best_epoch = 0, -1.0, -1
+    start_epoch, best = 0, Best()
     if resume and (out_dir / "last.pt").exists():
-        start_epoch, best_f1, best_epoch = restore(out_dir / "last.pt", cfg, model, optimizer, scheduler, average,
+        start_epoch, best = restore(out_dir / "last.pt", cfg, model, optimizer, scheduler, average,
                                                    procs, device)
     trained = distributed.wrap(model, procs, device)
     log = RunLog(out_dir, start_epoch, tensorboard) if procs.is_main else None
@@ -233,7 +278,7 @@ def _train(cfg, out_dir: Path, resume, show_progress, dataset, tensorboard, proc
 
     train_split = dataset.split("train")
     for epoch in range(start_epoch, cfg.epochs):
-        if cfg.selection == "best_dev" and epoch - best_epoch > cfg.patience and best_epoch >= 0:
+        if cfg.selection == "best_dev" and epoch - best.epoch > cfg.patience and best.epoch >= 0:
             break
         t0 = time.time()
         batches = [
@@ -247,18 +292,19 @@ def _train(cfg, out_dir: Path, resume, show_progress, dataset, tensorboard, proc
         rates = model.firing_rates()
         scheduler.step()
         dev = evaluate_split(evaluated, dataset, "dev", cfg.model.modalities, cfg.batch_size, device) if procs.is_main else None
-        dev_f1 = distributed.from_main(procs, dev["weighted_f1"] if dev else None)
-        improved = dev_f1 > best_f1 or cfg.selection == "last"
+        key = distributed.from_main(procs, selection_key(dev, cfg) if dev else None)
+        improved = key > best.key or cfg.selection == "last"
         if improved:
-            best_f1, best_epoch = dev_f1, epoch
+            best = Best(epoch, dev["weighted_f1"] if dev else None, key)
         rngs = distributed.gather(procs, rng_state())
         if not procs.is_main:
             continue
-        ckpt = Checkpoint(cfg, list(dataset.labels.labels), evaluated.state_dict(), epoch, best_f1, best_epoch)
+        ckpt = Checkpoint(cfg, list(dataset.labels.labels), evaluated.state_dict(), epoch, best.f1, best.epoch)
         if improved:
             ckpt.save(out_dir / "best.pt")
             write_json(out_dir / "report_dev.json", dev)
-        training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rngs}
+        training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rngs,
+                          "best_key": best.key}
         if average is not None:
             training_state.update(model=model.state_dict(), average=average.state_dict())
         replace(ckpt, training_state=training_state).save(out_dir / "last.pt")
@@ -268,6 +314,7 @@ def _train(cfg, out_dir: Path, resume, show_progress, dataset, tensorboard, proc
             "loss": losses,
             "dev_weighted_f1": dev["weighted_f1"],
             "dev_accuracy": dev["accuracy"],
+            "dev_firing_rate": dev.get("firing_rate"),
             "firing_rates": rates,
             "seconds": round(time.time() - t0, 2),
         }
@@ -298,6 +345,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         model["modalities"] = [m.strip() for m in args.modalities.split(",")]
     if args.T is not None:
         model["core"] = {"T": args.T}
+    if getattr(args, "init", None):  # train only: a bench's cells choose their own starts
+        overrides["init"] = args.init
     if args.arch == "bigru" and "context" not in values.get("model", {}):
         model["context"] = "bigru"  # the baseline's one context encoder; a config naming another is refused
     if model:
@@ -350,6 +399,9 @@ def register(subparsers) -> None:
     add_train_arguments(parser)
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    parser.add_argument("--init", metavar="CKPT",
+                        help="start from the weights of this checkpoint (same architecture): fine-tune it, e.g. "
+                             "with a spike budget (config loss.rate)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--cv", type=cv_folds, metavar="K",
                         help="K-fold cross-validation on the train dialogues; then a final model for the CV-chosen "

@@ -325,10 +325,10 @@ def plot_pareto(rows: list[dict], out: str | Path) -> Path:
     Ts = sorted({r["T"] for r in rows})
     colours = {T: f"C{i}" for i, T in enumerate(Ts)}
     for i, r in enumerate(rows):
-        budget = r.get("rate_target")
-        ax.plot(r["energy_uj_whole_memory"], r["weighted_f1"], "o" if budget is None else "s",
+        budget, tuned = r.get("rate_target"), r.get("rate_from_base")
+        ax.plot(r["energy_uj_whole_memory"], r["weighted_f1"], "o" if budget is None else "D" if tuned else "s",
                 color=colours[r["T"]], markersize=7)
-        tag = f"T={r['T']}" + ("" if budget is None else f", r*={budget:g}")
+        tag = f"T={r['T']}" + ("" if budget is None else f", r*={budget:g}" + (" (from base)" if tuned else ""))
         ax.annotate(f"{tag}\nfr {r['firing_rate']:.3f}", (r["energy_uj_whole_memory"], r["weighted_f1"]),
                     textcoords="offset points", xytext=(5, 4 - 18 * (i % 3)), fontsize=7)  # neighbours apart
     front = pareto_front([(r["energy_uj_whole_memory"], r["weighted_f1"]) for r in rows])
@@ -342,6 +342,8 @@ def plot_pareto(rows: list[dict], out: str | Path) -> Path:
     for T in Ts:
         ax.plot([], [], "o", color=colours[T], label=f"T = {T}")
     ax.plot([], [], "s", color="grey", label="with spike budget r*")
+    if any(r.get("rate_from_base") for r in rows):
+        ax.plot([], [], "D", color="grey", label="spike budget, fine-tuned from the T's plain model")
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis, [r["energy_uj_whole_memory"] for r in rows] + ann + qann)
     ax.yaxis.get_major_formatter().set_useOffset(False)

@@ -1,5 +1,6 @@
 """End-to-end training on tiny synthetic data: reports, checkpoints, resume, evaluate."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -76,6 +77,48 @@ def test_resume_refuses_a_different_config(tmp_path, tiny_data):
     train(tiny_config(epochs=1), tmp_path, show_progress=False, dataset=tiny_data)
     with pytest.raises(ValueError, match="different config"):
         train(tiny_config(epochs=1, lr=1e-2), tmp_path, resume=True, show_progress=False, dataset=tiny_data)
+
+
+def test_init_starts_from_a_checkpoints_weights_and_refuses_another_model(tmp_path, tiny_data, monkeypatch):
+    train(tiny_config(epochs=1), tmp_path / "base", show_progress=False, dataset=tiny_data)
+    base = Checkpoint.load(tmp_path / "base" / "best.pt").weights
+
+    import neuro_erc.train as train_module
+    started = {}
+
+    def first_epoch(model, *args, **kwargs):  # the weights as training begins
+        started.update({k: v.clone() for k, v in model.state_dict().items()})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train_epoch", first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(init=str(tmp_path / "base" / "best.pt")), tmp_path / "tuned", show_progress=False, dataset=tiny_data)
+    assert started.keys() == base.keys() and all(torch.equal(started[k], base[k]) for k in base)
+    other = tiny_config(init=str(tmp_path / "base" / "best.pt"), model=replace(tiny_config().model, dim=8))
+    with pytest.raises(ValueError, match=r"another model \(model.dim differ\)"):
+        train(other, tmp_path / "other", show_progress=False, dataset=tiny_data)
+
+
+def test_a_spike_budget_selects_among_the_epochs_within_it_also_across_a_resume(tmp_path, tiny_data, monkeypatch):
+    import neuro_erc.train as train_module
+    real_evaluate = train_module.evaluate_split
+    scripted = iter([(60.0, 0.20), (55.0, 0.12), (50.0, 0.04), (55.0, 0.03), (70.0, 0.10)])  # (dev W-F1, dev rate)
+
+    def scripted_dev(*args, **kwargs):
+        report = real_evaluate(*args, **kwargs)
+        assert 0 < report["firing_rate"] < 1  # the real split's rate, replaced by the script below
+        f1, rate = next(scripted)
+        return {**report, "weighted_f1": f1, "firing_rate": rate}
+
+    monkeypatch.setattr(train_module, "evaluate_split", scripted_dev)
+    budget = tiny_config(epochs=2, patience=5, loss=LossConfig(ce=1.0, rate=1.0, rate_target=0.05))
+    train(budget, tmp_path, show_progress=False, dataset=tiny_data)
+    assert Checkpoint.load(tmp_path / "best.pt").best_epoch == 1  # none within budget yet: the nearest to it
+    train(replace(budget, epochs=5), tmp_path, resume=True, show_progress=False, dataset=tiny_data)
+    best = Checkpoint.load(tmp_path / "best.pt")
+    assert (best.best_epoch, best.best_f1) == (3, 55.0)  # within the budget, the best; 70 at rate 0.10 breaks it
+    logged = [json.loads(line)["dev_firing_rate"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [0.20, 0.12, 0.04, 0.03, 0.10]
 
 
 def test_ablations_train(tmp_path, tiny_data):

@@ -16,13 +16,35 @@ from .lif import LIF
 from .stateful import BoxLIF, CubaLIF
 
 
+def spiking_populations(model: nn.Module) -> list[nn.Module]:
+    """``model``'s spiking populations that took part in its last forward."""
+    return [m for m in model.modules() if isinstance(m, (LIF, BoxLIF, CubaLIF)) and m.last_spike_sum is not None]
+
+
 def mean_firing_rate(model: nn.Module) -> torch.Tensor | None:
     """Spikes / neuron-steps over ``model``'s spiking populations in its last forward (None without any)."""
-    populations = [m for m in model.modules()
-                   if isinstance(m, (LIF, BoxLIF, CubaLIF)) and m.last_spike_sum is not None]
+    populations = spiking_populations(model)
     if not populations:
         return None
     spikes = torch.stack([m.last_spike_sum for m in populations]).sum()
     steps = torch.stack([torch.as_tensor(m.last_neuron_steps, dtype=spikes.dtype, device=spikes.device)
                          for m in populations]).sum()
     return spikes / steps.clamp(min=1)
+
+
+class SplitFiringRate:
+    """The mean firing rate over many forward passes (the batches of a split): spikes and
+    neuron-steps summed across them, weighted as :func:`mean_firing_rate` weights one pass.
+    ``add(model)`` after each forward; ``rate`` is None for a model that has no spikes."""
+
+    def __init__(self):
+        self.spikes, self.neuron_steps = 0.0, 0.0
+
+    def add(self, model: nn.Module) -> None:
+        for population in spiking_populations(model):
+            self.spikes += float(population.last_spike_sum.detach())
+            self.neuron_steps += float(population.last_neuron_steps)
+
+    @property
+    def rate(self) -> float | None:
+        return self.spikes / self.neuron_steps if self.neuron_steps else None
