@@ -2,8 +2,9 @@
 
 A bench is a one-seed grid of :mod:`neuro_erc.sweep` with one cell per T in ``DIR/T<k>/`` (and,
 with ``--rate-targets``, one per T and spike budget in ``DIR/T<k>_rate<r>/``, trained with the
-firing-rate penalty ``loss.rate`` at budget ``loss.rate_target``; with ``--rate-from-base`` in
-``DIR/T<k>_rate<r>_from_base/``, fine-tuned from the unbudgeted ``DIR/T<k>/best.pt``): each is trained (a cell that
+firing-rate penalty ``loss.rate`` at budget ``loss.rate_target``, ``..._per_layer`` with
+``--rate-per-layer``; with ``--rate-from-base`` in ``DIR/T<k>_rate<r>[_per_layer]_from_base/``,
+fine-tuned from the unbudgeted ``DIR/T<k>/best.pt``): each is trained (a cell that
 finished is not redone, an interrupted one resumes from its ``last.pt``), then measured on the
 **dev** split with its ``best.pt`` by :func:`measure` — on every run of the bench; counts are
 deterministic — for inference time per dialogue (a forward pass without hooks) and operation
@@ -42,11 +43,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .checkpoint import Checkpoint
+from .cli_types import positive_int
 from .config import merge, to_dict
 from .data.batching import iterate_batches
 from .data.types import DialogueDataset
@@ -73,6 +76,7 @@ EXTRA_COLUMNS = (
     "ann_energy_uj_whole_memory", "qann_bits", "qann_energy_uj_whole", "qann_energy_uj_whole_memory",
     "energy_ratio_whole_memory_ann_over_snn", "host_macs_per_utterance", "host_energy_uj_memory",
     "encoder_energy_uj", "encoder_energy_uj_memory", "ann_weighted_f1", "ann_accuracy", "rate_from_base",
+    "rate_per_layer",
 )
 SPLIT = "dev"
 MEASURED_ARCHS = ("spikemo", "stream")
@@ -151,6 +155,7 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
         "rate_target": cfg.loss.rate_target if cfg.loss.rate else None,
         "rate_weight": cfg.loss.rate,
         "rate_from_base": bool(cfg.loss.rate and cfg.init),
+        "rate_per_layer": bool(cfg.loss.rate and cfg.loss.rate_per_layer),
         **ew,
         "qann_bits": quantised_bits(T),
         "energy_ratio_whole_memory_ann_over_snn": ew["ann_energy_uj_whole_memory"] / ew["energy_uj_whole_memory"],
@@ -174,13 +179,27 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
     return columns, details
 
 
+@dataclass(frozen=True)
+class SpikeBudgets:
+    """The spike budgets a bench sweeps: one cell per T and ``targets`` entry, trained with the
+    firing-rate penalty at ``weight`` (None: the config's ``loss.rate``, else
+    :data:`DEFAULT_RATE_WEIGHT`); ``from_base``: fine-tuned from that T's unbudgeted model;
+    ``epochs``: the budgeted cells' schedule (None: the config's; a fine-tuning run lowering the
+    rate may need longer than the model it starts from); ``per_layer``: every population held to
+    the budget (``loss.rate_per_layer``) instead of their mean."""
+
+    targets: tuple[float, ...] = ()
+    weight: float | None = None
+    from_base: bool = False
+    epochs: int | None = None
+    per_layer: bool = False
+
+
 def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str = "fp32", show_progress: bool = True,
-              rate_targets: list[float] = (), rate_weight: float | None = None, ann_twin: bool = False,
-              rate_from_base: bool = False) -> list[dict]:
-    """Train (or reuse) one model per T (and per spike budget in ``rate_targets``; with
-    ``rate_from_base`` fine-tuned from that T's unbudgeted model) into ``out``, and with
-    ``ann_twin`` the ANN twin once; measure each spiking model on dev, write results and plots;
-    the rows."""
+              budgets: SpikeBudgets = SpikeBudgets(), ann_twin: bool = False) -> list[dict]:
+    """Train (or reuse) one model per T (and per spike budget of ``budgets``) into ``out``, and
+    with ``ann_twin`` the ANN twin once; measure each spiking model on dev, write results and
+    plots; the rows."""
     from .viz import plot_bench, plot_pareto  # matplotlib only when plotting
 
     cmos(precision)  # fail now on an unknown precision, not after training
@@ -191,19 +210,22 @@ def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str =
         raise ConfigError("bench trains spiking models; give it the spiking config and --ann-twin to train its twin too")
     if ann_twin and cfg.arch not in TWIN_ARCHS:
         raise ConfigError(f"--ann-twin: the ANN twin is built for arch {' and '.join(TWIN_ARCHS)}; not for {cfg.arch!r}")
-    weight = rate_weight if rate_weight is not None else (cfg.loss.rate or DEFAULT_RATE_WEIGHT)
-    if rate_targets and weight <= 0:
+    weight = budgets.weight if budgets.weight is not None else (cfg.loss.rate or DEFAULT_RATE_WEIGHT)
+    if budgets.targets and weight <= 0:
         raise ConfigError(f"--rate-weight must be > 0 to sweep --rate-targets; got {weight}")
     out, base = Path(out), to_dict(cfg)
     cells = grid(base, ["spikemo"], Ts, layout="T{T}")
-    for target in rate_targets:
-        budget = merge(base, {"loss": {"rate": weight, "rate_target": target}})
-        if not rate_from_base:
-            cells += grid(budget, ["spikemo"], Ts, layout=f"T{{T}}_rate{target:g}")
+    schedule = {"epochs": budgets.epochs} if budgets.epochs else {}
+    for target in budgets.targets:
+        penalty = {"rate": weight, "rate_target": target, **({"rate_per_layer": True} if budgets.per_layer else {})}
+        budget = merge(base, {"loss": penalty, **schedule})
+        layout = f"T{{T}}_rate{target:g}{'_per_layer' if budgets.per_layer else ''}"
+        if not budgets.from_base:
+            cells += grid(budget, ["spikemo"], Ts, layout=layout)
             continue
         for T, plain in zip(Ts, cells[:len(Ts)]):  # the plain cells run first, so their best.pt is there
             tuned = merge(budget, {"init": str((out / plain.path / "best.pt").resolve())})
-            cells += grid(tuned, ["spikemo"], [T], layout=f"T{{T}}_rate{target:g}_from_base")
+            cells += grid(tuned, ["spikemo"], [T], layout=layout + "_from_base")
     twin = grid(merge(base, TWIN_OVERLAY), ["spikemo"], layout=TWIN_CELL, where="the ANN twin's config") if ann_twin else []
     rows = run_cells(cells + twin, out, None, show_progress=show_progress)
     if twin:
@@ -225,10 +247,11 @@ def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str =
 
 def run(args: argparse.Namespace) -> int:
     Ts = parse_Ts(args.T)
-    rates = parse_rates(args.rate_targets) if args.rate_targets else []
+    budgets = SpikeBudgets(tuple(parse_rates(args.rate_targets)) if args.rate_targets else (), args.rate_weight,
+                           args.rate_from_base, args.budget_epochs, args.rate_per_layer)
     cfg = config_from_args(argparse.Namespace(**{**vars(args), "T": None}))
-    rows = run_bench(cfg, Ts, args.out, args.precision, show_progress=not args.quiet, rate_targets=rates,
-                     rate_weight=args.rate_weight, ann_twin=args.ann_twin, rate_from_base=args.rate_from_base)
+    rows = run_bench(cfg, Ts, args.out, args.precision, show_progress=not args.quiet, budgets=budgets,
+                     ann_twin=args.ann_twin)
     for row in rows:
         print(json.dumps({k: row[k] for k in COLUMNS}))
     return 0
@@ -253,6 +276,10 @@ def register(subparsers) -> None:
     parser.add_argument("--rate-from-base", dest="rate_from_base", action="store_true",
                         help="start each budgeted model from the same T's unbudgeted best.pt (fine-tuning with the "
                              "penalty; cells OUT/T<k>_rate<r>_from_base/) instead of from scratch")
+    parser.add_argument("--rate-per-layer", dest="rate_per_layer", action="store_true",
+                        help="hold every spiking population to the budget (loss.rate_per_layer), not only their mean")
+    parser.add_argument("--budget-epochs", dest="budget_epochs", type=positive_int, metavar="N",
+                        help="epochs of the budgeted cells (default: the config's epochs, as the plain cells)")
     parser.add_argument("--ann-twin", dest="ann_twin", action="store_true",
                         help=f"also train the ANN twin (arch {', '.join(TWIN_ARCHS)}: spiking parts as ReLUs, one pass "
                              f"per utterance) once into OUT/{TWIN_CELL}/; every row gets its dev ann_weighted_f1, "

@@ -109,15 +109,19 @@ def inter_class_contrastive_loss(
 
 def rate_penalty(rate: torch.Tensor, target: float) -> torch.Tensor:
     r"""The spike budget: :math:`\max(0, r - r^*)^2` for the mean firing rate r of the last forward
-    (:func:`neuro_erc.snn.rates.mean_firing_rate`) and the budget :math:`r^*`.
+    (:func:`neuro_erc.snn.rates.mean_firing_rate`) and the budget :math:`r^*`; given one rate
+    per population (``loss.rate_per_layer``, :func:`~neuro_erc.snn.rates.population_rates`),
+    the mean of that term over them.
 
     One-sided on purpose: it is a budget, not a set point. Below it the task loss alone decides
     how much to fire (a two-sided :math:`(r - r^*)^2` would push a sparse model to fire *more*);
-    above it the pull grows with the overshoot. Squared, so it is smooth at the budget. One mean
-    over every population, not one term per layer: energy follows the total spikes, and the
-    model may spend them where they help.
+    above it the pull grows with the overshoot. Squared, so it is smooth at the budget. By
+    default one mean over every population: the model may spend its spikes where they help.
+    Per layer, every population is held to the budget on its own: a small population whose
+    spikes fan out to many synapses (the stream model's input encoder drives q, k, v and the
+    MLP) weighs little in the mean, yet its spikes are the costly ones (docs/results.md §12).
     """
-    return torch.relu(rate - target).square()
+    return torch.relu(rate - target).square().mean()
 
 
 def class_weights_from_counts(counts: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -143,7 +147,8 @@ class LossConfig:
     Defaults are cross-entropy alone, which is what the SpikEmo code trains with (RESEARCH §3).
     ``class_weights``: weight the CE and the contrastive anchors by the class weights passed to
     ``total_loss``. ``rate``: weight of the spike budget :func:`rate_penalty` (0 = off), whose
-    budget is ``rate_target`` (spikes per neuron per step); with a budget, ``best.pt`` is the
+    budget is ``rate_target`` (spikes per neuron per step), on the mean rate or, with
+    ``rate_per_layer``, on each population's; with a budget, ``best.pt`` is the
     best dev epoch among those whose dev firing rate is within it (``train.selection_key``).
     """
 
@@ -158,6 +163,7 @@ class LossConfig:
     class_weights: bool = False
     rate: float = 0.0
     rate_target: float = 0.05
+    rate_per_layer: bool = False
 
     def __post_init__(self) -> None:
         weights = {"ce": self.ce, "dsc": self.dsc, "hgr": self.hgr, "contrastive": self.contrastive}
@@ -184,7 +190,8 @@ def total_loss(
     ``contrastive``) and the weighted sum under ``total``. Soft-HGR uses ``modality_feats``
     (``[N, D]`` each); the contrastive term uses ``fused_feats [N, H]``. ``class_weights [C]``
     is required when ``cfg.class_weights`` is set; ``firing_rate`` (the model's differentiable
-    mean rate) when ``cfg.rate`` is, and its penalty is the part ``rate``.
+    mean rate, or its populations' rates with ``cfg.rate_per_layer``) when ``cfg.rate`` is, and
+    its penalty is the part ``rate``.
     """
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise DataError(f"expected logits [N, C] and labels [N]; got {tuple(logits.shape)} and {tuple(labels.shape)}")

@@ -31,7 +31,7 @@ from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .evaluate import evaluate_split
 from .io import remove_stale_temps, write_json
 from .losses import class_weights_from_counts, total_loss
-from .snn.rates import mean_firing_rate
+from .snn.rates import mean_firing_rate, population_rates
 from .model import ARCHS, build_model
 from .distributed import Processes
 from .run_config import TrainConfig, load_config_dataset
@@ -103,6 +103,7 @@ def train_epoch(model, optimizer, batches, loss_cfg, class_weights, grad_clip, p
     model.train()
     totals: dict[str, float] = {}
     n_steps = 0
+    budgeted_rate = population_rates if loss_cfg.rate_per_layer else mean_firing_rate
     for batch, scale in progress(batches):
         out = model(batch)
         if scale == 0.0:  # nothing of this batch to learn from here; still take part in the step (DDP)
@@ -120,7 +121,7 @@ def train_epoch(model, optimizer, batches, loss_cfg, class_weights, grad_clip, p
             {m: f.reshape(-1, f.shape[-1])[real] for m, f in out.features.items()},
             fused_feats=out.hidden.reshape(-1, out.hidden.shape[-1])[real],
             class_weights=class_weights,
-            firing_rate=mean_firing_rate(model) if loss_cfg.rate else None,
+            firing_rate=budgeted_rate(model) if loss_cfg.rate else None,
         )
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"the training loss became {loss.item()} at step {n_steps + 1} of this epoch "

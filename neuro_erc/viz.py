@@ -328,7 +328,8 @@ def plot_pareto(rows: list[dict], out: str | Path) -> Path:
         budget, tuned = r.get("rate_target"), r.get("rate_from_base")
         ax.plot(r["energy_uj_whole_memory"], r["weighted_f1"], "o" if budget is None else "D" if tuned else "s",
                 color=colours[r["T"]], markersize=7)
-        tag = f"T={r['T']}" + ("" if budget is None else f", r*={budget:g}" + (" (from base)" if tuned else ""))
+        kind = (" per layer" if r.get("rate_per_layer") else "") + (" (from base)" if tuned else "")
+        tag = f"T={r['T']}" + ("" if budget is None else f", r*={budget:g}{kind}")
         ax.annotate(f"{tag}\nfr {r['firing_rate']:.3f}", (r["energy_uj_whole_memory"], r["weighted_f1"]),
                     textcoords="offset points", xytext=(5, 4 - 18 * (i % 3)), fontsize=7)  # neighbours apart
     front = pareto_front([(r["energy_uj_whole_memory"], r["weighted_f1"]) for r in rows])
@@ -341,7 +342,8 @@ def plot_pareto(rows: list[dict], out: str | Path) -> Path:
     ax.plot([], [], "-.", color="grey", label="⌈log₂(T+1)⌉-bit ANN (colour: T)")
     for T in Ts:
         ax.plot([], [], "o", color=colours[T], label=f"T = {T}")
-    ax.plot([], [], "s", color="grey", label="with spike budget r*")
+    if any(r.get("rate_target") is not None and not r.get("rate_from_base") for r in rows):
+        ax.plot([], [], "s", color="grey", label="with spike budget r*")
     if any(r.get("rate_from_base") for r in rows):
         ax.plot([], [], "D", color="grey", label="spike budget, fine-tuned from the T's plain model")
     ax.set_xscale("log")

@@ -125,13 +125,16 @@ def test_bench_sweeps_spike_budgets_and_plots_the_pareto_front(tiny_synthetic, b
 
 def test_budgets_from_base_start_from_the_plain_model_of_their_T(tiny_synthetic, bench_args, tmp_path):
     out = tmp_path / "bench"
-    args = bench_args[:4] + ["2"] + bench_args[5:] + ["--rate-targets", "0.05", "--rate-weight", "50", "--rate-from-base"]
+    args = bench_args[:4] + ["2"] + bench_args[5:] + ["--rate-targets", "0.05", "--rate-weight", "50", "--rate-from-base",
+                                                      "--budget-epochs", "2", "--rate-per-layer"]
     assert main(args) == 0
     rows = read_rows(out / "results.csv")
-    assert [(r["rate_target"], r["rate_from_base"]) for r in rows] == [("", "False"), ("0.05", "True")]
-    tuned = json.loads((out / "T2_rate0.05_from_base" / "config.json").read_text())
+    assert [(r["rate_target"], r["rate_from_base"], r["rate_per_layer"]) for r in rows] == [
+        ("", "False", "False"), ("0.05", "True", "True")]
+    tuned = json.loads((out / "T2_rate0.05_per_layer_from_base" / "config.json").read_text())
     assert tuned["init"] == str((out / "T2" / "best.pt").resolve()) and tuned["loss"]["rate"] == 50
-    for row, cell in zip(rows, ["T2", "T2_rate0.05_from_base"]):  # what selection saw is what the bench counts
+    assert tuned["loss"]["rate_per_layer"] and tuned["epochs"] == 2 != json.loads((out / "T2" / "config.json").read_text())["epochs"]
+    for row, cell in zip(rows, ["T2", "T2_rate0.05_per_layer_from_base"]):  # what selection saw is what the bench counts
         dev = json.loads((out / cell / "report_dev.json").read_text())
         assert float(row["firing_rate"]) == pytest.approx(dev["firing_rate"], rel=1e-4)
 

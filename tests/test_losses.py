@@ -165,16 +165,17 @@ from neuro_erc.losses import rate_penalty  # noqa: E402
 from neuro_erc.model import build_model  # noqa: E402
 from neuro_erc.run_config import TrainConfig  # noqa: E402
 from neuro_erc.snn.lif import LIF  # noqa: E402
-from neuro_erc.snn.rates import mean_firing_rate  # noqa: E402
+from neuro_erc.snn.rates import mean_firing_rate, population_rates  # noqa: E402
 from neuro_erc.snn.stateful import BoxLIF, CubaLIF  # noqa: E402
 
 
-def test_rate_penalty_is_one_sided_and_squared():
-    rates = torch.tensor([0.02, 0.05, 0.25], requires_grad=True)
+def test_rate_penalty_is_one_sided_and_squared_and_per_layer_the_mean_over_populations():
+    assert [rate_penalty(torch.tensor(r), 0.05).item() for r in (0.02, 0.05, 0.25)] == pytest.approx([0.0, 0.0, 0.04])
+    rates = torch.tensor([0.02, 0.05, 0.25], requires_grad=True)  # one per population
     penalty = rate_penalty(rates, 0.05)
-    assert penalty.tolist() == pytest.approx([0.0, 0.0, 0.04])
-    penalty.sum().backward()
-    assert rates.grad.tolist() == pytest.approx([0.0, 0.0, 0.4])  # 2 (r − r*) above the budget only
+    assert penalty.item() == pytest.approx(0.04 / 3)
+    penalty.backward()
+    assert rates.grad.tolist() == pytest.approx([0.0, 0.0, 0.4 / 3])  # 2 (r − r*) / P, above the budget only
 
 
 def test_total_loss_adds_the_weighted_rate_term_and_needs_a_rate():
@@ -207,6 +208,8 @@ def test_mean_firing_rate_is_the_counted_rate_and_reaches_the_weights(arch):
     spikes = sum(float(m.last_spike_sum) for m in populations)
     steps = sum(float(m.last_neuron_steps) for m in populations)
     assert 0 < float(rate) < 1 and float(rate) == pytest.approx(spikes / steps)
+    per_layer = population_rates(model)
+    assert per_layer.tolist() == pytest.approx([float(m.last_spike_sum) / float(m.last_neuron_steps) for m in populations])
     rate.backward()
     grads = [p.grad for name, p in model.named_parameters() if "encoder" in name and p.grad is not None]
     assert grads and any(float(g.abs().sum()) > 0 for g in grads)

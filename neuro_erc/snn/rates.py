@@ -32,6 +32,17 @@ def mean_firing_rate(model: nn.Module) -> torch.Tensor | None:
     return spikes / steps.clamp(min=1)
 
 
+def population_rates(model: nn.Module) -> torch.Tensor | None:
+    """Each spiking population's spikes / neuron-steps in ``model``'s last forward, ``[P]``,
+    differentiable (None without any): the per-layer spike budget's input."""
+    populations = spiking_populations(model)
+    if not populations:
+        return None
+    return torch.stack([m.last_spike_sum / torch.as_tensor(m.last_neuron_steps, dtype=m.last_spike_sum.dtype,
+                                                           device=m.last_spike_sum.device).clamp(min=1)
+                        for m in populations])
+
+
 class SplitFiringRate:
     """The mean firing rate over many forward passes (the batches of a split): spikes and
     neuron-steps summed across them, weighted as :func:`mean_firing_rate` weights one pass.
