@@ -99,10 +99,10 @@ def test_init_starts_from_a_checkpoints_weights_and_refuses_another_model(tmp_pa
         train(other, tmp_path / "other", show_progress=False, dataset=tiny_data)
 
 
-def test_a_spike_budget_selects_among_the_epochs_within_it_also_across_a_resume(tmp_path, tiny_data, monkeypatch):
+def script_dev_epochs(monkeypatch, script):
+    """Make each epoch's dev report say the (W-F1, firing rate) of ``script``, in turn."""
     import neuro_erc.train as train_module
-    real_evaluate = train_module.evaluate_split
-    scripted = iter([(60.0, 0.20), (55.0, 0.12), (50.0, 0.04), (55.0, 0.03), (70.0, 0.10)])  # (dev W-F1, dev rate)
+    real_evaluate, scripted = train_module.evaluate_split, iter(script)
 
     def scripted_dev(*args, **kwargs):
         report = real_evaluate(*args, **kwargs)
@@ -111,7 +111,14 @@ def test_a_spike_budget_selects_among_the_epochs_within_it_also_across_a_resume(
         return {**report, "weighted_f1": f1, "firing_rate": rate}
 
     monkeypatch.setattr(train_module, "evaluate_split", scripted_dev)
-    budget = tiny_config(epochs=2, patience=5, loss=LossConfig(ce=1.0, rate=1.0, rate_target=0.05))
+
+
+BUDGET = LossConfig(ce=1.0, rate=1.0, rate_target=0.05)
+
+
+def test_a_spike_budget_selects_among_the_epochs_within_it_also_across_a_resume(tmp_path, tiny_data, monkeypatch):
+    script_dev_epochs(monkeypatch, [(60.0, 0.20), (55.0, 0.12), (50.0, 0.04), (55.0, 0.03), (70.0, 0.10)])
+    budget = tiny_config(epochs=2, patience=5, loss=BUDGET)
     train(budget, tmp_path, show_progress=False, dataset=tiny_data)
     assert Checkpoint.load(tmp_path / "best.pt").best_epoch == 1  # none within budget yet: the nearest to it
     train(replace(budget, epochs=5), tmp_path, resume=True, show_progress=False, dataset=tiny_data)
@@ -119,6 +126,13 @@ def test_a_spike_budget_selects_among_the_epochs_within_it_also_across_a_resume(
     assert (best.best_epoch, best.best_f1) == (3, 55.0)  # within the budget, the best; 70 at rate 0.10 breaks it
     logged = [json.loads(line)["dev_firing_rate"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert logged == [0.20, 0.12, 0.04, 0.03, 0.10]
+
+
+def test_patience_waits_until_an_epoch_is_within_the_spike_budget(tmp_path, tiny_data, monkeypatch):
+    script_dev_epochs(monkeypatch, [(60.0, 0.20), (61.0, 0.25), (62.0, 0.30), (50.0, 0.04), (49.0, 0.04), (48.0, 0.04)])
+    train(tiny_config(epochs=6, patience=1, loss=BUDGET), tmp_path, show_progress=False, dataset=tiny_data)
+    assert Checkpoint.load(tmp_path / "best.pt").best_epoch == 3  # not stopped after epoch 2, over budget
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 5  # then stopped by patience, within it
 
 
 def test_ablations_train(tmp_path, tiny_data):
