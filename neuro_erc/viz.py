@@ -337,6 +337,10 @@ def plot_pareto(rows: list[dict], out: str | Path) -> Path:
     ann = [r["ann_energy_uj_whole_memory"] for r in rows]
     qann = [r["qann_energy_uj_whole_memory"] for r in rows]
     ax.axvline(float(np.mean(ann)), color="black", linestyle=":", label=f"ANN twin ({np.mean(ann):.3g} µJ)")
+    trained = [r["ann_weighted_f1"] for r in rows if r.get("ann_weighted_f1") is not None]
+    if trained:  # the twin was trained (bench --ann-twin): its W-F1 is a point to compare at
+        ax.plot(float(np.mean(ann)), trained[0], "*", color="black", markersize=11,
+                label=f"trained ANN twin (dev {trained[0]:.2f})")
     for q, T in sorted({(r["qann_energy_uj_whole_memory"], r["T"]) for r in rows}):
         ax.axvline(q, color=colours[T], linestyle="-.", alpha=0.6, linewidth=1)
     ax.plot([], [], "-.", color="grey", label="⌈log₂(T+1)⌉-bit ANN (colour: T)")
