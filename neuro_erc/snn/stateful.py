@@ -42,7 +42,6 @@ import torch
 from norse.torch.functional.leaky_integrator_box import LIBoxParameters, LIBoxState, li_box_feed_forward_step
 from norse.torch.functional.lif import LIFFeedForwardState, lif_feed_forward_step
 from norse.torch.functional.lif_box import LIFBoxFeedForwardState, lif_box_feed_forward_step
-from torch import nn
 
 from .lif import SpikeSumModule, box_lif_sequence
 from .neuron import NeuronParams
