@@ -38,8 +38,6 @@ HERE = Path(__file__).resolve().parent
 
 
 def build(module: str, T: int):
-    import torch
-
     if module.startswith("reference"):
         if module == "reference_tuned":
             from neuro_erc.snn.lif import keep_step_buffers
