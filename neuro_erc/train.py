@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -186,6 +186,11 @@ class Best:
     f1: float = -1.0
     key: tuple = (False, -math.inf)  # every epoch's key is larger
 
+    @property
+    def in_budget(self) -> bool:
+        """Whether the best epoch is within the run's spike budget (always, for a run without one)."""
+        return self.key[0]
+
 
 def restore(last: Path, cfg: TrainConfig, model, optimizer, scheduler, average, procs: Processes, device) -> tuple[int, Best]:
     """Load ``last`` into model, optimiser, scheduler and the RNGs; returns (next epoch, best epoch).
@@ -280,7 +285,7 @@ def _train(cfg, out_dir: Path, resume, show_progress, dataset, tensorboard, proc
 
     train_split = dataset.split("train")
     for epoch in range(start_epoch, cfg.epochs):
-        if cfg.selection == "best_dev" and epoch - best.epoch > cfg.patience and best.key[0]:
+        if cfg.selection == "best_dev" and epoch - best.epoch > cfg.patience and best.in_budget:
             break  # a run over its spike budget goes on (to its epochs) until an epoch is within it
         t0 = time.time()
         batches = [

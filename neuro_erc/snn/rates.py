@@ -21,26 +21,35 @@ def spiking_populations(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, (LIF, BoxLIF, CubaLIF)) and m.last_spike_sum is not None]
 
 
-def mean_firing_rate(model: nn.Module) -> torch.Tensor | None:
-    """Spikes / neuron-steps over ``model``'s spiking populations in its last forward (None without any)."""
+def population_counts(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Spikes and neuron-steps of each of ``model``'s spiking populations in its last forward,
+    two ``[P]`` tensors, the spikes differentiable (None without any population)."""
     populations = spiking_populations(model)
     if not populations:
         return None
-    spikes = torch.stack([m.last_spike_sum for m in populations]).sum()
+    spikes = torch.stack([m.last_spike_sum for m in populations])
     steps = torch.stack([torch.as_tensor(m.last_neuron_steps, dtype=spikes.dtype, device=spikes.device)
-                         for m in populations]).sum()
-    return spikes / steps.clamp(min=1)
+                         for m in populations])
+    return spikes, steps
+
+
+def mean_firing_rate(model: nn.Module) -> torch.Tensor | None:
+    """Spikes / neuron-steps over ``model``'s spiking populations in its last forward (None without any)."""
+    counts = population_counts(model)
+    if counts is None:
+        return None
+    spikes, steps = counts
+    return spikes.sum() / steps.sum().clamp(min=1)
 
 
 def population_rates(model: nn.Module) -> torch.Tensor | None:
     """Each spiking population's spikes / neuron-steps in ``model``'s last forward, ``[P]``,
     differentiable (None without any): the per-layer spike budget's input."""
-    populations = spiking_populations(model)
-    if not populations:
+    counts = population_counts(model)
+    if counts is None:
         return None
-    return torch.stack([m.last_spike_sum / torch.as_tensor(m.last_neuron_steps, dtype=m.last_spike_sum.dtype,
-                                                           device=m.last_spike_sum.device).clamp(min=1)
-                        for m in populations])
+    spikes, steps = counts
+    return spikes / steps.clamp(min=1)
 
 
 class SplitFiringRate:
@@ -52,9 +61,11 @@ class SplitFiringRate:
         self.spikes, self.neuron_steps = 0.0, 0.0
 
     def add(self, model: nn.Module) -> None:
-        for population in spiking_populations(model):
-            self.spikes += float(population.last_spike_sum.detach())
-            self.neuron_steps += float(population.last_neuron_steps)
+        counts = population_counts(model)
+        if counts is not None:
+            spikes, steps = counts
+            self.spikes += float(spikes.detach().sum())
+            self.neuron_steps += float(steps.sum())
 
     @property
     def rate(self) -> float | None:
