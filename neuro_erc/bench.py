@@ -61,6 +61,7 @@ from .evaluate import predict
 from .io import write_json
 from .model import TWIN_ARCHS
 from .run_config import TrainConfig, load_config_dataset, resolve_device
+from .snn.rates import SplitFiringRate, declares_synapses
 from .sweep import grid, parse_ints, run_cells, write_table
 from .train import add_train_arguments, config_from_args
 
@@ -76,7 +77,7 @@ EXTRA_COLUMNS = (
     "ann_energy_uj_whole_memory", "qann_bits", "qann_energy_uj_whole", "qann_energy_uj_whole_memory",
     "energy_ratio_whole_memory_ann_over_snn", "host_macs_per_utterance", "host_energy_uj_memory",
     "encoder_energy_uj", "encoder_energy_uj_memory", "ann_weighted_f1", "ann_accuracy", "rate_from_base",
-    "rate_per_layer",
+    "rate_per_layer", "rate_per_synapse", "synaptic_rate",
 )
 SPLIT = "dev"
 MEASURED_ARCHS = ("spikemo", "stream")
@@ -128,6 +129,9 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
     t0 = time.perf_counter()
     predict(model, dialogues, modalities, cfg.batch_size, device)
     infer_ms = 1000 * (time.perf_counter() - t0) / len(dialogues)
+    synapses = SplitFiringRate()
+    if declares_synapses(model):
+        predict(model, dialogues, modalities, cfg.batch_size, device, after_batch=synapses.add)
     batch_size = 1 if cfg.arch == "spikemo" else cfg.batch_size  # SpikEmo's host is counted from unpadded shapes
     cores, host = count_whole(model, (b.to(device) for b in iterate_batches(dialogues, modalities, batch_size)))
     per_utt = per_utterance(cores)
@@ -156,6 +160,8 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
         "rate_weight": cfg.loss.rate,
         "rate_from_base": bool(cfg.loss.rate and cfg.init),
         "rate_per_layer": bool(cfg.loss.rate and cfg.loss.rate_per_layer),
+        "rate_per_synapse": bool(cfg.loss.rate and cfg.loss.rate_per_synapse),
+        "synaptic_rate": synapses.synaptic_rate,
         **ew,
         "qann_bits": quantised_bits(T),
         "energy_ratio_whole_memory_ann_over_snn": ew["ann_energy_uj_whole_memory"] / ew["energy_uj_whole_memory"],
@@ -186,13 +192,24 @@ class SpikeBudgets:
     :data:`DEFAULT_RATE_WEIGHT`); ``from_base``: fine-tuned from that T's unbudgeted model;
     ``epochs``: the budgeted cells' schedule (None: the config's; a fine-tuning run lowering the
     rate may need longer than the model it starts from); ``per_layer``: every population held to
-    the budget (``loss.rate_per_layer``) instead of their mean."""
+    the budget (``loss.rate_per_layer``) instead of their mean; ``per_synapse``: the budget on
+    synaptic events per synapse per step (``loss.rate_per_synapse``, the stream model)."""
 
     targets: tuple[float, ...] = ()
     weight: float | None = None
     from_base: bool = False
     epochs: int | None = None
     per_layer: bool = False
+    per_synapse: bool = False
+
+    def __post_init__(self) -> None:
+        if self.per_layer and self.per_synapse:
+            raise ConfigError("--rate-per-layer and --rate-per-synapse: choose one kind of spike budget")
+
+    @property
+    def suffix(self) -> str:
+        """What the budget's kind adds to its cells' names (and sets in ``loss``)."""
+        return "_per_layer" if self.per_layer else "_per_synapse" if self.per_synapse else ""
 
 
 def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str = "fp32", show_progress: bool = True,
@@ -217,9 +234,9 @@ def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str =
     cells = grid(base, ["spikemo"], Ts, layout="T{T}")
     schedule = {"epochs": budgets.epochs} if budgets.epochs else {}
     for target in budgets.targets:
-        penalty = {"rate": weight, "rate_target": target, **({"rate_per_layer": True} if budgets.per_layer else {})}
+        penalty = {"rate": weight, "rate_target": target, **({f"rate{budgets.suffix}": True} if budgets.suffix else {})}
         budget = merge(base, {"loss": penalty, **schedule})
-        layout = f"T{{T}}_rate{target:g}{'_per_layer' if budgets.per_layer else ''}"
+        layout = f"T{{T}}_rate{target:g}{budgets.suffix}"
         if not budgets.from_base:
             cells += grid(budget, ["spikemo"], Ts, layout=layout)
             continue
@@ -248,7 +265,7 @@ def run_bench(cfg: TrainConfig, Ts: list[int], out: str | Path, precision: str =
 def run(args: argparse.Namespace) -> int:
     Ts = parse_Ts(args.T)
     budgets = SpikeBudgets(tuple(parse_rates(args.rate_targets)) if args.rate_targets else (), args.rate_weight,
-                           args.rate_from_base, args.budget_epochs, args.rate_per_layer)
+                           args.rate_from_base, args.budget_epochs, args.rate_per_layer, args.rate_per_synapse)
     cfg = config_from_args(argparse.Namespace(**{**vars(args), "T": None}))
     rows = run_bench(cfg, Ts, args.out, args.precision, show_progress=not args.quiet, budgets=budgets,
                      ann_twin=args.ann_twin)
@@ -278,6 +295,9 @@ def register(subparsers) -> None:
                              "penalty; cells OUT/T<k>_rate<r>_from_base/) instead of from scratch")
     parser.add_argument("--rate-per-layer", dest="rate_per_layer", action="store_true",
                         help="hold every spiking population to the budget (loss.rate_per_layer), not only their mean")
+    parser.add_argument("--rate-per-synapse", dest="rate_per_synapse", action="store_true",
+                        help="budget synaptic events per synapse per step (loss.rate_per_synapse: each population's "
+                             "spikes weighted by its fan-out, so the budget is on synaptic ops; arch stream)")
     parser.add_argument("--budget-epochs", dest="budget_epochs", type=positive_int, metavar="N",
                         help="epochs of the budgeted cells (default: the config's epochs, as the plain cells)")
     parser.add_argument("--ann-twin", dest="ann_twin", action="store_true",

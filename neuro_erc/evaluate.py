@@ -50,12 +50,16 @@ def classification_report(gold: np.ndarray, pred: np.ndarray, labels: Sequence[s
 
 def evaluate_split(model, dataset: DialogueDataset, split: str, modalities, batch_size: int, device) -> dict:
     """The classification report of ``split``; for a spiking model with its ``firing_rate``
-    (spikes per neuron per step over the split's real utterances, the bench's definition)."""
+    (spikes per neuron per step over the split's real utterances, the bench's definition) and,
+    where its populations declare their fan-out, ``synaptic_rate`` (synaptic events per synapse
+    per step, :mod:`neuro_erc.snn.rates`)."""
     spikes = SplitFiringRate()
     gold, pred = predict(model, dataset.split(split), modalities, batch_size, device, after_batch=spikes.add)
     report = classification_report(gold, pred, dataset.labels.labels, dataset.name, split)
     if spikes.rate is not None:
         report["firing_rate"] = round(spikes.rate, 6)
+    if spikes.synaptic_rate is not None:
+        report["synaptic_rate"] = round(spikes.synaptic_rate, 6)
     return report
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import check_range
+from .config import check_range, require
 from .data.types import IGNORE_LABEL, DataError
 from .errors import ConfigError
 
@@ -120,6 +120,9 @@ def rate_penalty(rate: torch.Tensor, target: float) -> torch.Tensor:
     Per layer, every population is held to the budget on its own: a small population whose
     spikes fan out to many synapses (the stream model's input encoder drives q, k, v and the
     MLP) weighs little in the mean, yet its spikes are the costly ones (docs/results.md §12).
+    Per synapse (``loss.rate_per_synapse``), r is the mean weighted by each population's
+    fan-out (:func:`~neuro_erc.snn.rates.mean_firing_rate`): synaptic events per synapse per
+    step, so the budget is on synaptic operations — on energy — and a costly spike costs more.
     """
     return torch.relu(rate - target).square().mean()
 
@@ -148,8 +151,9 @@ class LossConfig:
     ``class_weights``: weight the CE and the contrastive anchors by the class weights passed to
     ``total_loss``. ``rate``: weight of the spike budget :func:`rate_penalty` (0 = off), whose
     budget is ``rate_target`` (spikes per neuron per step), on the mean rate or, with
-    ``rate_per_layer``, on each population's; with a budget, ``best.pt`` is the
-    best dev epoch among those whose dev firing rate is within it (``train.selection_key``).
+    ``rate_per_layer``, on each population's, or with ``rate_per_synapse`` on synaptic events
+    per synapse per step; with a budget, ``best.pt`` is the best dev epoch among those whose
+    dev rate (of the same kind) is within it (``train.selection_key``).
     """
 
     ce: float = 1.0
@@ -164,12 +168,15 @@ class LossConfig:
     rate: float = 0.0
     rate_target: float = 0.05
     rate_per_layer: bool = False
+    rate_per_synapse: bool = False
 
     def __post_init__(self) -> None:
         weights = {"ce": self.ce, "dsc": self.dsc, "hgr": self.hgr, "contrastive": self.contrastive}
         for key in (*weights, "dsc_alpha", "dsc_gamma", "contrastive_focal_gamma", "rate"):
             check_range(key, getattr(self, key), ge=0)
         check_range("rate_target", self.rate_target, ge=0, le=1)
+        require(not (self.rate_per_layer and self.rate_per_synapse), "loss.rate_per_synapse",
+                "false with loss.rate_per_layer (one budget: per population, or per synapse)", self.rate_per_synapse)
         if not any(weights.values()):
             raise ConfigError(f"at least one loss weight must be > 0; got {weights}")
         check_range("contrastive_temperature", self.contrastive_temperature, gt=0)
@@ -190,7 +197,8 @@ def total_loss(
     ``contrastive``) and the weighted sum under ``total``. Soft-HGR uses ``modality_feats``
     (``[N, D]`` each); the contrastive term uses ``fused_feats [N, H]``. ``class_weights [C]``
     is required when ``cfg.class_weights`` is set; ``firing_rate`` (the model's differentiable
-    mean rate, or its populations' rates with ``cfg.rate_per_layer``) when ``cfg.rate`` is, and
+    mean rate, its populations' rates with ``cfg.rate_per_layer``, its synaptic rate with
+    ``cfg.rate_per_synapse``) when ``cfg.rate`` is, and
     its penalty is the part ``rate``.
     """
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:

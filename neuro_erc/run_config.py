@@ -54,6 +54,9 @@ class TrainConfig:
         check_choice("arch", self.arch, ARCHS)
         if self.arch == "stream":
             check_stream_core(self.model.core)
+        require(self.arch == "stream" or not self.loss.rate_per_synapse, "loss.rate_per_synapse",
+                f"false with arch {self.arch!r} (only the stream model declares each population's fan-out)",
+                self.loss.rate_per_synapse)
         if self.arch == "bigru":
             check_bigru_model(self.model)
         if self.ann_twin:

@@ -30,7 +30,7 @@ from .checkpoint import Checkpoint
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .evaluate import evaluate_split
 from .io import remove_stale_temps, write_json
-from .losses import class_weights_from_counts, total_loss
+from .losses import LossConfig, class_weights_from_counts, total_loss
 from .snn.rates import mean_firing_rate, population_rates
 from .model import ARCHS, build_model
 from .distributed import Processes
@@ -96,6 +96,14 @@ def label_counts(dataset: DialogueDataset, split: str) -> list[int]:
     return counts
 
 
+def budgeted_rate(model, loss_cfg: LossConfig) -> torch.Tensor | None:
+    """The rate ``loss.rate`` budgets in ``model``'s last forward: the mean firing rate, each
+    population's (``rate_per_layer``) or synaptic events per synapse (``rate_per_synapse``)."""
+    if loss_cfg.rate_per_layer:
+        return population_rates(model)
+    return mean_firing_rate(model, per_synapse=loss_cfg.rate_per_synapse)
+
+
 def train_epoch(model, optimizer, batches, loss_cfg, class_weights, grad_clip, progress, after_step=None) -> dict[str, float]:
     """One pass over ``batches`` of (batch, loss scale) pairs (:func:`iterate_shards`); mean loss parts.
 
@@ -103,7 +111,6 @@ def train_epoch(model, optimizer, batches, loss_cfg, class_weights, grad_clip, p
     model.train()
     totals: dict[str, float] = {}
     n_steps = 0
-    budgeted_rate = population_rates if loss_cfg.rate_per_layer else mean_firing_rate
     for batch, scale in progress(batches):
         out = model(batch)
         if scale == 0.0:  # nothing of this batch to learn from here; still take part in the step (DDP)
@@ -121,7 +128,7 @@ def train_epoch(model, optimizer, batches, loss_cfg, class_weights, grad_clip, p
             {m: f.reshape(-1, f.shape[-1])[real] for m, f in out.features.items()},
             fused_feats=out.hidden.reshape(-1, out.hidden.shape[-1])[real],
             class_weights=class_weights,
-            firing_rate=budgeted_rate(model) if loss_cfg.rate else None,
+            firing_rate=budgeted_rate(model, loss_cfg) if loss_cfg.rate else None,
         )
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"the training loss became {loss.item()} at step {n_steps + 1} of this epoch "
@@ -231,9 +238,10 @@ def selection_key(dev: dict, cfg: TrainConfig) -> tuple[bool, float]:
     The penalty pulls the rate down over several epochs while W-F1 is highest early, at the
     unbudgeted rate: ranking by W-F1 alone keeps an epoch that breaks the budget it was asked
     for, and its patience would stop the run while the rate is still falling: patience counts
-    only once an epoch is within the budget (docs/results.md §12).
+    only once an epoch is within the budget (docs/results.md §12). A budget per synapse
+    (``loss.rate_per_synapse``) is checked on the dev synaptic rate.
     """
-    rate = dev.get("firing_rate", 0.0)
+    rate = dev.get("synaptic_rate" if cfg.loss.rate_per_synapse else "firing_rate", 0.0)
     if not cfg.loss.rate or rate <= cfg.loss.rate_target:
         return True, dev["weighted_f1"]
     return False, -rate
@@ -322,6 +330,7 @@ def _train(cfg, out_dir: Path, resume, show_progress, dataset, tensorboard, proc
             "dev_weighted_f1": dev["weighted_f1"],
             "dev_accuracy": dev["accuracy"],
             "dev_firing_rate": dev.get("firing_rate"),
+            "dev_synaptic_rate": dev.get("synaptic_rate"),
             "firing_rates": rates,
             "seconds": round(time.time() - t0, 2),
         }

@@ -328,7 +328,8 @@ def plot_pareto(rows: list[dict], out: str | Path) -> Path:
         budget, tuned = r.get("rate_target"), r.get("rate_from_base")
         ax.plot(r["energy_uj_whole_memory"], r["weighted_f1"], "o" if budget is None else "D" if tuned else "s",
                 color=colours[r["T"]], markersize=7)
-        kind = (" per layer" if r.get("rate_per_layer") else "") + (" (from base)" if tuned else "")
+        kind = (" per layer" if r.get("rate_per_layer") else " per synapse" if r.get("rate_per_synapse") else "")
+        kind += " (from base)" if tuned else ""
         tag = f"T={r['T']}" + ("" if budget is None else f", r*={budget:g}{kind}")
         ax.annotate(f"{tag}\nfr {r['firing_rate']:.3f}", (r["energy_uj_whole_memory"], r["weighted_f1"]),
                     textcoords="offset points", xytext=(5, 4 - 18 * (i % 3)), fontsize=7)  # neighbours apart

@@ -139,6 +139,21 @@ def test_budgets_from_base_start_from_the_plain_model_of_their_T(tiny_synthetic,
         assert float(row["firing_rate"]) == pytest.approx(dev["firing_rate"], rel=1e-4)
 
 
+def test_a_stream_budget_per_synapse_is_selected_and_reported_on_the_synaptic_rate(tiny_synthetic, bench_args, tmp_path):
+    out = tmp_path / "bench"
+    args = bench_args[:4] + ["2"] + bench_args[5:] + ["--arch", "stream", "--rate-targets", "0.05", "--rate-weight", "50",
+                                                      "--rate-from-base", "--budget-epochs", "1", "--rate-per-synapse"]
+    assert main(args) == 0
+    rows = read_rows(out / "results.csv")
+    assert [(r["rate_per_synapse"], r["rate_per_layer"]) for r in rows] == [("False", "False"), ("True", "False")]
+    tuned = json.loads((out / "T2_rate0.05_per_synapse_from_base" / "config.json").read_text())
+    assert tuned["loss"]["rate_per_synapse"] and not tuned["loss"]["rate_per_layer"]
+    for row, cell in zip(rows, ["T2", "T2_rate0.05_per_synapse_from_base"]):
+        dev = json.loads((out / cell / "report_dev.json").read_text())
+        assert 0 < float(row["synaptic_rate"]) == pytest.approx(dev["synaptic_rate"], rel=1e-4)
+    assert main(args + ["--rate-per-layer"]) == 2  # one kind of budget
+
+
 def test_bench_refuses_an_architecture_without_spikes(tiny_synthetic, tmp_path, capsys):
     config = tmp_path / "bigru.json"
     config.write_text(json.dumps({"arch": "bigru", "model": {"context": "bigru"}}))

@@ -243,6 +243,27 @@ def test_stream_whole_model_energy_is_hand_counted_from_recorded_spikes():
     assert e["ann_energy_uj_whole_memory"] == pytest.approx(((MAC + WORD) * ann_macs + 2 * WORD * activations) / L * PJ)
 
 
+def test_declared_fan_outs_times_spikes_are_the_counted_synaptic_ops():
+    """The per-synapse budget's weights (``synapses_per_spike``) are the synapses the bench
+    counts: exactly, for every population whose spikes reach synapses directly (two blocks: the
+    residual stream's fan-out adds up over them), and an upper bound for an AND's inputs."""
+    dims = {"t": 5}
+    model, _ = tiny_model("stream", dims, core={"dim": 8, "depth": 2, "mlp_ratio": 2, "T": 3, "norm_bias": 6.0})
+    layers = count_whole(model, [one_dialogue(dims)])[0]["t"].layers
+    populations = {n: m for n, m in model.streams["t"].named_modules() if isinstance(m, (BoxLIF, CubaLIF))}
+    and_inputs = ("attn.q.lif", "attn.k.lif", "attn.v.lif", "attn.context")
+    and_outputs = ("attn.context_synapse", "attn.proj.synapse")  # the synapses the ANDs feed
+
+    def weighted(names):
+        return sum(layers[n].spikes * populations[n].synapses_per_spike for n in names)
+
+    direct = [n for n in populations if not n.endswith(and_inputs)]
+    assert weighted(direct) == sum(c.sops for n, c in layers.items() if c.kind == "linear" and not n.endswith(and_outputs))
+    assert all(layers[n].spikes > 0 for n in populations)  # every population's weight was tested
+    via_ands = sum(c.sops for n, c in layers.items() if n.endswith(and_outputs))
+    assert 0 < via_ands <= weighted(n for n in populations if n.endswith(and_inputs))
+
+
 def test_spikemo_host_parts_are_hand_counted_from_layer_shapes():
     dims = {"t": 5, "a": 4}
     model, cfg = tiny_model("spikemo", dims, context="bigru")

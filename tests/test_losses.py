@@ -165,7 +165,7 @@ from neuro_erc.losses import rate_penalty  # noqa: E402
 from neuro_erc.model import build_model  # noqa: E402
 from neuro_erc.run_config import TrainConfig  # noqa: E402
 from neuro_erc.snn.lif import LIF  # noqa: E402
-from neuro_erc.snn.rates import mean_firing_rate, population_rates  # noqa: E402
+from neuro_erc.snn.rates import SplitFiringRate, mean_firing_rate, population_rates  # noqa: E402
 from neuro_erc.snn.stateful import BoxLIF, CubaLIF  # noqa: E402
 
 
@@ -213,3 +213,35 @@ def test_mean_firing_rate_is_the_counted_rate_and_reaches_the_weights(arch):
     rate.backward()
     grads = [p.grad for name, p in model.named_parameters() if "encoder" in name and p.grad is not None]
     assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_the_per_synapse_rate_weights_each_population_by_its_fan_out_and_only_the_stream_model_declares_it():
+    dims = {"t": 6}
+    model_cfg = {"modalities": ["t"], "input_dims": dims, "n_classes": 3, "dim": 8, "classifier_hidden": 8,
+                 "fusion_layers": 1, "fusion_heads": 2, "context": "none", "core": {"dim": 8, "depth": 1, "mlp_ratio": 2, "T": 3}}
+    data = make_synthetic(seed=0, n_train=3, n_dev=1, n_test=1, dims=dims, min_len=2, max_len=5)
+    batch = collate(data.split("train"), ["t"])
+    stream = build_model(from_dict(TrainConfig, {"arch": "stream", "model": model_cfg})).train()
+    stream(batch)
+    populations = [m for m in stream.modules() if isinstance(m, (BoxLIF, CubaLIF))]
+    events = sum(float(m.last_spike_sum) * m.synapses_per_spike for m in populations)
+    synapse_steps = sum(float(m.last_neuron_steps) * m.synapses_per_spike for m in populations)
+    rate = mean_firing_rate(stream, per_synapse=True)
+    assert float(rate) == pytest.approx(events / synapse_steps) and float(rate) != pytest.approx(float(mean_firing_rate(stream)))
+    meter = SplitFiringRate()
+    meter.add(stream)
+    assert meter.synaptic_rate == pytest.approx(float(rate)) and meter.rate == pytest.approx(float(mean_firing_rate(stream)))
+    rate.backward()
+    assert any(float(p.grad.abs().sum()) > 0 for name, p in stream.named_parameters() if "encoder" in name and p.grad is not None)
+
+    spikemo = build_model(from_dict(TrainConfig, {"model": {**model_cfg, "input_dims": dims}}))
+    spikemo(batch)
+    with pytest.raises(ConfigError, match="does not declare it"):
+        mean_firing_rate(spikemo, per_synapse=True)
+    meter = SplitFiringRate()
+    meter.add(spikemo)
+    assert meter.rate is not None and meter.synaptic_rate is None
+    with pytest.raises(ConfigError, match="rate_per_synapse.*only the stream model"):
+        from_dict(TrainConfig, {"loss": {"rate": 1.0, "rate_per_synapse": True}})
+    with pytest.raises(FieldError, match="rate_per_synapse.*one budget"):
+        LossConfig(rate=1.0, rate_per_layer=True, rate_per_synapse=True)

@@ -14,7 +14,7 @@ from neuro_erc.losses import LossConfig
 from neuro_erc.model.spikemo import ModelConfig
 from neuro_erc.snn.core import CoreConfig
 from neuro_erc.checkpoint import Checkpoint
-from neuro_erc.train import TrainConfig, train
+from neuro_erc.train import TrainConfig, selection_key, train
 
 REPORT_KEYS = {"weighted_f1", "accuracy", "per_class_f1", "labels", "confusion", "n_utterances", "split", "dataset"}
 
@@ -126,6 +126,14 @@ def test_a_spike_budget_selects_among_the_epochs_within_it_also_across_a_resume(
     assert (best.best_epoch, best.best_f1) == (3, 55.0)  # within the budget, the best; 70 at rate 0.10 breaks it
     logged = [json.loads(line)["dev_firing_rate"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert logged == [0.20, 0.12, 0.04, 0.03, 0.10]
+
+
+def test_a_budget_per_synapse_is_checked_on_the_dev_synaptic_rate():
+    cfg = from_dict(TrainConfig, {"arch": "stream", "loss": {"rate": 1.0, "rate_target": 0.05, "rate_per_synapse": True}})
+    dev = {"weighted_f1": 50.0, "firing_rate": 0.20, "synaptic_rate": 0.04}
+    assert selection_key(dev, cfg) == (True, 50.0)
+    assert selection_key({**dev, "synaptic_rate": 0.08}, cfg) == (False, -0.08)
+    assert selection_key(dev, replace(cfg, loss=replace(cfg.loss, rate_per_synapse=False))) == (False, -0.20)
 
 
 def test_patience_waits_until_an_epoch_is_within_the_spike_budget(tmp_path, tiny_data, monkeypatch):

@@ -226,14 +226,35 @@ class CausalBlock(nn.Module):
 
 
 class StreamCore(nn.Module):
-    """One modality: windows ``x [U, B, in_dim]`` (features and speaker code) → stream [U·T, B, D]."""
+    """One modality: windows ``x [U, B, in_dim]`` (features and speaker code) → stream [U·T, B, D],
+    which a readout of ``readout_size`` synapses per stream neuron reads."""
 
-    def __init__(self, in_dim: int, cfg: CoreConfig, tau_syn: torch.Tensor):
+    def __init__(self, in_dim: int, cfg: CoreConfig, tau_syn: torch.Tensor, readout_size: int):
         super().__init__()
         n, self.T = cfg.neuron, cfg.T
         norm = NormSpec(cfg.norm, cfg.norm_gain * n.v_th, cfg.norm_bias * n.v_th)
         self.encoder = Layer(in_dim, cfg.dim, n, norm)
         self.blocks = nn.ModuleList(CausalBlock(cfg, norm, tau_syn) for _ in range(cfg.depth))
+        self._declare_synapses_per_spike(readout_size)
+
+    def _declare_synapses_per_spike(self, readout_size: int) -> None:
+        """Each population's fan-out (``synapses_per_spike``, the per-synapse spike budget's
+        weights), walking the residual stream back from the readout: a spike that enters the
+        stream drives every later block's q, k, v and fc1 and the readout. An AND's input is
+        given its output's synapses: an upper bound (it passes only when its partner spikes)."""
+        downstream = readout_size  # synapses per spike of the final stream
+        for block in reversed(self.blocks):
+            attn = block.attn
+            block.fc2.lif.synapses_per_spike = downstream
+            block.fc1.lif.synapses_per_spike = block.fc2.synapse.linear.out_features
+            after_attention = block.fc1.synapse.linear.out_features + downstream
+            attn.proj.lif.synapses_per_spike = after_attention
+            attn.q.lif.synapses_per_spike = attn.proj.synapse.linear.out_features  # via q ∧ C
+            attn.context.synapses_per_spike = attn.proj.synapse.linear.out_features  # via q ∧ C
+            for kv in (attn.k, attn.v):  # via k ∧ v
+                kv.lif.synapses_per_spike = attn.context_synapse.linear.out_features
+            downstream = after_attention + sum(layer.synapse.linear.out_features for layer in (attn.q, attn.k, attn.v))
+        self.encoder.lif.synapses_per_spike = downstream
 
     def forward(self, x: torch.Tensor, real: torch.Tensor, state: dict | None) -> torch.Tensor:
         s = self.encoder(x, real, state, hold=self.T)
@@ -296,7 +317,7 @@ class StreamModel(CausalDialogueModel):
         self.readout_tau = float(tau_for_memory(cfg.stream.readout_memory, core.T, dt))
         self.dropout = nn.Dropout(cfg.dropout)
         self.streams = nn.ModuleDict(
-            {m: StreamCore(cfg.input_dims[m] + self.slots + 1, core, tau_syn) for m in cfg.modalities})
+            {m: StreamCore(cfg.input_dims[m] + self.slots + 1, core, tau_syn, cfg.n_classes) for m in cfg.modalities})
         self.readout = nn.ModuleDict({m: Synapse(core.dim, cfg.n_classes, NormSpec("none")) for m in cfg.modalities})
         self.integrator = LeakyIntegrator(cfg.n_classes, self.readout_tau, dt)
 

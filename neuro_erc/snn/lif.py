@@ -160,7 +160,13 @@ def box_lif_sequence(current: torch.Tensor, params: NeuronParams, mask: torch.Te
 class SpikeSumModule(nn.Module):
     """A population that keeps its last forward's differentiable spike count (``last_spike_sum``,
     for the spike budget). Copies and pickles leave it out: it is a node of the last graph, which
-    ``copy.deepcopy`` refuses and a copy has no use for."""
+    ``copy.deepcopy`` refuses and a copy has no use for.
+
+    ``synapses_per_spike``: the synapses one of its spikes drives downstream, declared by the
+    model that wires it (None: not declared); the per-synapse budget weights its spikes by it
+    (:func:`neuro_erc.snn.rates.population_counts`)."""
+
+    synapses_per_spike: int | None = None
 
     def __getstate__(self):
         return {**self.__dict__, "last_spike_sum": None}
