@@ -114,8 +114,10 @@ class _CoreBuilder:
     def graph(self) -> nir.NIRGraph:
         s = self.layer("encoder", self.core.encoder, [INPUT])
         for i, block in enumerate(self.core.blocks):
-            s = s + self.attention(f"blocks.{i}.attn", block.attn, s)
-            s = s + self.layer(f"blocks.{i}.fc2", block.fc2, self.layer(f"blocks.{i}.fc1", block.fc1, s))
+            a = self.attention(f"blocks.{i}.attn", block.attn, s)
+            s = s + a
+            mlp = self.layer(f"blocks.{i}.fc1", block.fc1, s if block.mlp_reads_stream else a)
+            s = s + self.layer(f"blocks.{i}.fc2", block.fc2, mlp)
         self.nodes[OUTPUT] = nir.Output(output_type=np.array([self.core.encoder.lif.size]))
         self.edges += [(term, OUTPUT) for term in s]
         return nir.NIRGraph(nodes=self.nodes, edges=self.edges)

@@ -39,10 +39,9 @@ def stream_data():
     return make_synthetic(seed=3, n_train=6, n_dev=6, n_test=1, dims={**STREAM_DIMS, "v": 8}, max_len=9)
 
 
-@pytest.fixture(scope="session")
-def stream_model(stream_data):
-    """A 2-block, 2-modality stream model (D = 16, T = 3) in eval mode, with batch-norm statistics
-    that are not the init's (3 training-mode passes)."""
+def build_stream_model(stream_data, **stream):
+    """A 2-block, 2-modality stream model (D = 16, T = 3; ``stream``: its StreamConfig fields) in
+    eval mode, with batch-norm statistics that are not the init's (3 training-mode passes)."""
     from neuro_erc.config import from_dict
     from neuro_erc.data.batching import collate
     from neuro_erc.model import build_model
@@ -51,12 +50,23 @@ def stream_model(stream_data):
     torch.manual_seed(1)
     cfg = from_dict(TrainConfig, {"arch": "stream", "model": {
         "modalities": STREAM_MODALITIES, "input_dims": STREAM_DIMS, "n_classes": 7, "dropout": 0.1,
-        "core": {"dim": 16, "depth": 2, "mlp_ratio": 2, "T": 3}}})
+        "core": {"dim": 16, "depth": 2, "mlp_ratio": 2, "T": 3}, "stream": stream}})
     model = build_model(cfg)
     with torch.no_grad():
         for _ in range(3):
             model(collate(stream_data.split("train"), STREAM_MODALITIES))
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def stream_model(stream_data):
+    return build_stream_model(stream_data)
+
+
+@pytest.fixture(scope="session")
+def stream_model_mlp_on_attention(stream_data):
+    """The same, each block's MLP reading its attention's output (``stream.mlp_input`` "attention")."""
+    return build_stream_model(stream_data, mlp_input="attention")
 
 
 @pytest.fixture(scope="session")

@@ -166,3 +166,21 @@ def test_bench_refuses_the_twin_for_an_arch_without_one(tiny_dataset, tmp_path, 
                  "--ann-twin", "--quiet"]) == 2
     assert "--ann-twin: the ANN twin is built for arch stream; not for 'spikemo'" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()  # refused before training anything
+
+
+@pytest.mark.parametrize("ann_twin", [False, True])
+@pytest.mark.parametrize("mlp_input", ["stream", "attention"])
+def test_the_mlp_reads_what_stream_mlp_input_says_in_the_model_and_its_twin(ann_twin, mlp_input, data):
+    model_cfg = {**MODEL, "input_dims": {m: DIMS[m] for m in MODALITIES}, "n_classes": 7, "stream": {"mlp_input": mlp_input}}
+    torch.manual_seed(0)
+    model = build_model(from_dict(TrainConfig, {"arch": "stream", "ann_twin": ann_twin, "model": model_cfg})).eval()
+    block = (model.paths if ann_twin else model.streams)["t"].blocks[0]
+    seen = {}
+    hooks = [block.attn.register_forward_hook(lambda m, args, out: seen.__setitem__("attention", out)),
+             block.fc1.register_forward_hook(lambda m, args, out: seen.__setitem__("mlp_input", args[0]))]
+    with torch.no_grad():
+        model(collate(data.split("dev"), MODALITIES))
+    for h in hooks:
+        h.remove()
+    assert float(seen["attention"].abs().sum()) > 0
+    assert torch.equal(seen["mlp_input"], seen["attention"]) == (mlp_input == "attention")

@@ -243,12 +243,14 @@ def test_stream_whole_model_energy_is_hand_counted_from_recorded_spikes():
     assert e["ann_energy_uj_whole_memory"] == pytest.approx(((MAC + WORD) * ann_macs + 2 * WORD * activations) / L * PJ)
 
 
-def test_declared_fan_outs_times_spikes_are_the_counted_synaptic_ops():
+@pytest.mark.parametrize("mlp_input", ["stream", "attention"])
+def test_declared_fan_outs_times_spikes_are_the_counted_synaptic_ops(mlp_input):
     """The per-synapse budget's weights (``synapses_per_spike``) are the synapses the bench
     counts: exactly, for every population whose spikes reach synapses directly (two blocks: the
     residual stream's fan-out adds up over them), and an upper bound for an AND's inputs."""
     dims = {"t": 5}
-    model, _ = tiny_model("stream", dims, core={"dim": 8, "depth": 2, "mlp_ratio": 2, "T": 3, "norm_bias": 6.0})
+    model, _ = tiny_model("stream", dims, core={"dim": 8, "depth": 2, "mlp_ratio": 2, "T": 3, "norm_bias": 6.0},
+                          stream={"mlp_input": mlp_input})
     layers = count_whole(model, [one_dialogue(dims)])[0]["t"].layers
     populations = {n: m for n, m in model.streams["t"].named_modules() if isinstance(m, (BoxLIF, CubaLIF))}
     and_inputs = ("attn.q.lif", "attn.k.lif", "attn.v.lif", "attn.context")

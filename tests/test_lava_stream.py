@@ -57,7 +57,9 @@ def test_one_network_streams_dialogues_of_every_length_spike_for_spike(stream_mo
 
 
 @lava_only
-def test_parity_report_against_norse(stream_model, stream_data):
+@pytest.mark.parametrize("model", ["stream_model", "stream_model_mlp_on_attention"])
+def test_parity_report_against_norse(model, stream_data, request):
+    stream_model = request.getfixturevalue(model)
     dialogues = stream_data.split("dev")[:4]
     report = stream_lava_parity(stream_model, stream_to_nir(stream_model), dialogues, [str(i) for i in range(7)], "synthetic", "dev")
     assert report["spike_mismatches"] == 0 and report["spike_jaccard"] == 1.0 and report["spike_agreement"] == 1.0

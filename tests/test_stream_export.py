@@ -48,6 +48,16 @@ def test_one_graph_streams_dialogues_of_every_length_spike_for_spike(stream_mode
     assert set(report["spike_jaccard_by_node"]) == set(norse_spikes)
 
 
+def test_an_mlp_reading_the_attention_is_wired_so_and_streams_spike_for_spike(stream_model_mlp_on_attention, stream_data):
+    model = stream_model_mlp_on_attention
+    graph = stream_to_nir(model)
+    edges = set(graph.nodes["t"].edges)
+    assert ("blocks.0.attn.proj.lif", "blocks.0.fc1.synapse") in edges
+    assert ("encoder.lif", "blocks.0.fc1.synapse") not in edges and ("blocks.0.fc2.lif", "blocks.1.fc1.synapse") not in edges
+    report = stream_parity(model, StreamGraphRunner(graph), stream_data.split("dev"))
+    assert report["spike_mismatches"] == 0 and report["spike_jaccard"] == 1.0 and report["firing_rate_norse"] > 0.01
+
+
 def test_the_graph_is_typed_streaming_and_made_of_common_nodes(stream_model, graph_file):
     graph = load_stream_graph(graph_file)
     meta = graph.metadata

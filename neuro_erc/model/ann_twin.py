@@ -121,17 +121,19 @@ class TwinAttention(nn.Module):
 
 
 class TwinBlock(nn.Module):
-    """``s ← s + Attn(s)``; ``s ← s + MLP(s)``."""
+    """``a = Attn(s)``, ``s ← s + a``; ``s ← s + MLP(s or a)`` (``mlp_input``, as the stream model's)."""
 
-    def __init__(self, dim: int, hidden: int, norm: NormSpec, context_memory: torch.Tensor):
+    def __init__(self, dim: int, hidden: int, norm: NormSpec, context_memory: torch.Tensor, mlp_input: str):
         super().__init__()
         self.attn = TwinAttention(dim, norm, context_memory)
         self.fc1 = ReLULayer(dim, hidden, norm)
         self.fc2 = ReLULayer(hidden, dim, norm)
+        self.mlp_reads_stream = mlp_input == "stream"
 
     def forward(self, s: torch.Tensor, real: torch.Tensor, state: dict | None) -> torch.Tensor:
-        s = s + self.attn(s, real, state)
-        return s + self.fc2(self.fc1(s, real), real)
+        a = self.attn(s, real, state)
+        s = s + a
+        return s + self.fc2(self.fc1(s if self.mlp_reads_stream else a, real), real)
 
 
 class TwinCore(nn.Module):
@@ -143,7 +145,7 @@ class TwinCore(nn.Module):
         norm = NormSpec(core.norm, TWIN_NORM_GAIN, TWIN_NORM_BIAS)
         memory = cfg.stream.context_memories(core.dim)
         self.encoder = ReLULayer(in_dim, core.dim, norm)
-        self.blocks = nn.ModuleList(TwinBlock(core.dim, core.mlp_ratio * core.dim, norm, memory)
+        self.blocks = nn.ModuleList(TwinBlock(core.dim, core.mlp_ratio * core.dim, norm, memory, cfg.stream.mlp_input)
                                     for _ in range(core.depth))
 
     def forward(self, x: torch.Tensor, real: torch.Tensor, state: dict | None) -> torch.Tensor:

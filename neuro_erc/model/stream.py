@@ -16,8 +16,12 @@ LIF layer (:class:`~neuro_erc.snn.neuron.NeuronParams`), ∧ the AND of binary s
     s &= \mathrm{LIF}(A_e[x_l; c_l])                                  && \text{encoder} \\
     q, k, v &= \mathrm{LIF}(A_q s), \mathrm{LIF}(A_k s), \mathrm{LIF}(A_v s) \\
     C &= \mathrm{CubaLIF}(\kappa \odot A_c (k \wedge v))               && \text{context, below} \\
-    s &\leftarrow s + \mathrm{LIF}(A_p (q \wedge C))                   && \text{causal attention} \\
+    a &= \mathrm{LIF}(A_p (q \wedge C)),\quad s \leftarrow s + a       && \text{causal attention} \\
     s &\leftarrow s + \mathrm{LIF}(A_2\,\mathrm{LIF}(A_1 s))           && \text{MLP; ``depth`` blocks}
+
+(with ``stream.mlp_input = "attention"`` the MLP reads the attention's output a instead of the
+stream s: the stream's spikes then drive no fc1 synapse, which cuts the input encoder's fan-out
+from q, k, v + fc1 to q, k, v, the costly part of the synaptic ops, docs/results.md §12).
 
 **The context** is SDSA's :math:`\mathrm{SN}(\sum_l K_l \wedge V_l)` (Yao et al., NeurIPS 2023)
 with the sum over utterances replaced by a sum over *past* steps that forgets: the CubaLIF's
@@ -68,7 +72,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ..config import check_range, require
+from ..config import check_choice, check_range, require
 from ..data.batching import Batch
 from ..snn.blocks import NormSpec, fold_batchnorm
 from ..snn.core import CoreConfig
@@ -77,6 +81,9 @@ from ..snn.stateful import BoxLIF, CubaLIF, LeakyIntegrator, tau_for_memory
 
 if TYPE_CHECKING:
     from .spikemo import ModelConfig
+
+
+MLP_INPUTS = ("stream", "attention")
 
 
 @dataclass
@@ -93,11 +100,14 @@ class StreamConfig:
         context_memory: (shortest, longest) memory of the context current, in utterance windows
             (one window keeps e^{-1/h} of it); the channels' memories are log-spaced between them.
         readout_memory: memory of the readout integrators, in windows.
+        mlp_input: what each block's MLP reads: "stream" (the residual stream after the
+            attention, as in Spikformer's blocks) or "attention" (that block's attention output).
     """
 
     max_speakers: int = 9
     context_memory: tuple[float, float] = (1.0, 8.0)
     readout_memory: float = 0.5
+    mlp_input: str = "stream"
 
     def __post_init__(self) -> None:
         check_range("max_speakers", self.max_speakers, ge=1)
@@ -105,6 +115,7 @@ class StreamConfig:
         require(math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi, "context_memory",
                 "[shortest, longest] with 0 < shortest ≤ longest", list(self.context_memory))
         check_range("readout_memory", self.readout_memory, gt=0)
+        check_choice("mlp_input", self.mlp_input, MLP_INPUTS)
 
     def context_memories(self, channels: int) -> torch.Tensor:
         """Each context channel's memory in windows, log-spaced (float64)."""
@@ -211,44 +222,50 @@ class CausalAttention(nn.Module):
 
 
 class CausalBlock(nn.Module):
-    """``s ← s + Attn(s)``; ``s ← s + MLP(s)``: the residual stream counts spikes (integers)."""
+    """``a = Attn(s)``, ``s ← s + a``; ``s ← s + MLP(s or a)``: the residual stream counts spikes
+    (integers); the MLP reads the stream, or with ``mlp_input`` "attention" only ``a``."""
 
-    def __init__(self, cfg: CoreConfig, norm: NormSpec, tau_syn: torch.Tensor):
+    def __init__(self, cfg: CoreConfig, norm: NormSpec, tau_syn: torch.Tensor, mlp_input: str = "stream"):
         super().__init__()
         D, n = cfg.dim, cfg.neuron
         self.attn = CausalAttention(D, n, cfg.attn_neuron, norm, tau_syn)
         self.fc1 = Layer(D, cfg.mlp_ratio * D, n, norm)
         self.fc2 = Layer(cfg.mlp_ratio * D, D, n, norm)
+        self.mlp_reads_stream = mlp_input == "stream"
 
     def forward(self, s: torch.Tensor, real: torch.Tensor, state: dict | None) -> torch.Tensor:
-        s = s + self.attn(s, real, state)
-        return s + self.fc2(self.fc1(s, real, state), real, state)
+        a = self.attn(s, real, state)
+        s = s + a
+        return s + self.fc2(self.fc1(s if self.mlp_reads_stream else a, real, state), real, state)
 
 
 class StreamCore(nn.Module):
     """One modality: windows ``x [U, B, in_dim]`` (features and speaker code) → stream [U·T, B, D],
-    which a readout of ``readout_size`` synapses per stream neuron reads."""
+    which a readout of ``readout_size`` synapses per stream neuron reads; ``mlp_input``: what the
+    blocks' MLPs read (:class:`StreamConfig`)."""
 
-    def __init__(self, in_dim: int, cfg: CoreConfig, tau_syn: torch.Tensor, readout_size: int):
+    def __init__(self, in_dim: int, cfg: CoreConfig, tau_syn: torch.Tensor, readout_size: int,
+                 mlp_input: str = "stream"):
         super().__init__()
         n, self.T = cfg.neuron, cfg.T
         norm = NormSpec(cfg.norm, cfg.norm_gain * n.v_th, cfg.norm_bias * n.v_th)
         self.encoder = Layer(in_dim, cfg.dim, n, norm)
-        self.blocks = nn.ModuleList(CausalBlock(cfg, norm, tau_syn) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(CausalBlock(cfg, norm, tau_syn, mlp_input) for _ in range(cfg.depth))
         self._declare_synapses_per_spike(readout_size)
 
     def _declare_synapses_per_spike(self, readout_size: int) -> None:
         """Each population's fan-out (``synapses_per_spike``, the per-synapse spike budget's
         weights), walking the residual stream back from the readout: a spike that enters the
-        stream drives every later block's q, k, v and fc1 and the readout. An AND's input is
-        given its output's synapses: an upper bound (it passes only when its partner spikes)."""
+        stream drives every later block's q, k, v (and fc1 when the MLP reads the stream) and the
+        readout; the attention's output also drives its own block's fc1. An AND's input is given
+        its output's synapses: an upper bound (it passes only when its partner spikes)."""
         downstream = readout_size  # synapses per spike of the final stream
         for block in reversed(self.blocks):
-            attn = block.attn
+            attn, mlp = block.attn, block.fc1.synapse.linear.out_features
             block.fc2.lif.synapses_per_spike = downstream
             block.fc1.lif.synapses_per_spike = block.fc2.synapse.linear.out_features
-            after_attention = block.fc1.synapse.linear.out_features + downstream
-            attn.proj.lif.synapses_per_spike = after_attention
+            attn.proj.lif.synapses_per_spike = mlp + downstream
+            after_attention = mlp + downstream if block.mlp_reads_stream else downstream
             attn.q.lif.synapses_per_spike = attn.proj.synapse.linear.out_features  # via q ∧ C
             attn.context.synapses_per_spike = attn.proj.synapse.linear.out_features  # via q ∧ C
             for kv in (attn.k, attn.v):  # via k ∧ v
@@ -317,7 +334,8 @@ class StreamModel(CausalDialogueModel):
         self.readout_tau = float(tau_for_memory(cfg.stream.readout_memory, core.T, dt))
         self.dropout = nn.Dropout(cfg.dropout)
         self.streams = nn.ModuleDict(
-            {m: StreamCore(cfg.input_dims[m] + self.slots + 1, core, tau_syn, cfg.n_classes) for m in cfg.modalities})
+            {m: StreamCore(cfg.input_dims[m] + self.slots + 1, core, tau_syn, cfg.n_classes, cfg.stream.mlp_input)
+             for m in cfg.modalities})
         self.readout = nn.ModuleDict({m: Synapse(core.dim, cfg.n_classes, NormSpec("none")) for m in cfg.modalities})
         self.integrator = LeakyIntegrator(cfg.n_classes, self.readout_tau, dt)
 
