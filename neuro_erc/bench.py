@@ -61,7 +61,7 @@ from .evaluate import predict
 from .io import write_json
 from .model import TWIN_ARCHS
 from .run_config import TrainConfig, load_config_dataset, resolve_device
-from .snn.rates import SplitFiringRate, declares_synapses
+from .snn.rates import SplitFiringRate
 from .sweep import grid, parse_ints, run_cells, write_table
 from .train import add_train_arguments, config_from_args
 
@@ -129,11 +129,10 @@ def measure(run_dir: Path, dataset: DialogueDataset, precision: str) -> tuple[di
     t0 = time.perf_counter()
     predict(model, dialogues, modalities, cfg.batch_size, device)
     infer_ms = 1000 * (time.perf_counter() - t0) / len(dialogues)
-    synapses = SplitFiringRate()
-    if declares_synapses(model):
-        predict(model, dialogues, modalities, cfg.batch_size, device, after_batch=synapses.add)
     batch_size = 1 if cfg.arch == "spikemo" else cfg.batch_size  # SpikEmo's host is counted from unpadded shapes
-    cores, host = count_whole(model, (b.to(device) for b in iterate_batches(dialogues, modalities, batch_size)))
+    synapses = SplitFiringRate()  # the dev synaptic rate, as selection saw it (None without declared fan-outs)
+    cores, host = count_whole(model, (b.to(device) for b in iterate_batches(dialogues, modalities, batch_size)),
+                              after_batch=synapses.add)
     per_utt = per_utterance(cores)
     e = energy(per_utt, T, precision)
     whole = whole_per_utterance(cores, host)

@@ -43,7 +43,7 @@ neuron's state (charged in its update), not as a separate memory access: a lower
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -259,14 +259,18 @@ class StreamCounter:
 
 
 @torch.no_grad()
-def count_whole(model: nn.Module, batches: Iterable) -> tuple[dict[str, CoreCounts], CoreCounts | None]:
+def count_whole(model: nn.Module, batches: Iterable,
+                after_batch: Callable[[nn.Module], None] | None = None) -> tuple[dict[str, CoreCounts], CoreCounts | None]:
     """(spiking counts: modality → CoreCounts, host counts or None) over eval-mode passes of
-    ``batches``. SpikEmo needs unpadded batches (batch size 1) for its host; the stream model none."""
+    ``batches``; ``after_batch(model)`` after each (e.g. a split meter, as in ``predict``).
+    SpikEmo needs unpadded batches (batch size 1) for its host; the stream model none."""
     model.eval()
     if hasattr(model, "streams"):
         with StreamCounter(model) as counter:
             for batch in batches:
                 model(batch)
+                if after_batch:
+                    after_batch(model)
         return counter.counts, None
     if not len(model.cores):
         raise ValueError("the model has no spiking cores (built with dswa=False): nothing to count")
@@ -277,6 +281,8 @@ def count_whole(model: nn.Module, batches: Iterable) -> tuple[dict[str, CoreCoun
             stack.enter_context(counter)
         for batch in batches:
             model(batch)
+            if after_batch:
+                after_batch(model)
     return {m: c.counts for m, c in cores.items()}, host.counts
 
 

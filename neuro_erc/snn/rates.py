@@ -22,14 +22,17 @@ from .lif import LIF
 from .stateful import BoxLIF, CubaLIF
 
 
+SPIKING_POPULATIONS = (LIF, BoxLIF, CubaLIF)
+
+
 def spiking_populations(model: nn.Module) -> list[nn.Module]:
     """``model``'s spiking populations that took part in its last forward."""
-    return [m for m in model.modules() if isinstance(m, (LIF, BoxLIF, CubaLIF)) and m.last_spike_sum is not None]
+    return [m for m in model.modules() if isinstance(m, SPIKING_POPULATIONS) and m.last_spike_sum is not None]
 
 
 def declares_synapses(model: nn.Module) -> bool:
     """Whether every spiking population of ``model`` declares its ``synapses_per_spike``."""
-    populations = [m for m in model.modules() if isinstance(m, (LIF, BoxLIF, CubaLIF))]
+    populations = [m for m in model.modules() if isinstance(m, SPIKING_POPULATIONS)]
     return bool(populations) and all(m.synapses_per_spike is not None for m in populations)
 
 
